@@ -1,0 +1,90 @@
+"""NetworkSpec -> the flat arrays the kernels run on, and back (gradients and weights per connection).
+
+mlGeNN's split (style notes): the NetworkSpec describes, this module compiles. Neuron index space: the non-input
+layers in spec order, so the output layer is last. Source index space: input channels, then neurons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..model.spec import LIFLayer, NetworkSpec, discretise
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledNetwork:
+    spec: NetworkSpec
+    n_in: int
+    n_out: int
+    layer_slices: dict          # layer name -> slice of the neuron index space
+    alpha: np.ndarray
+    beta: np.ndarray
+    g: np.ndarray
+    theta: np.ndarray           # +inf for LI outputs
+    tau_mem: np.ndarray
+    tau_syn: np.ndarray
+    seg_ptr: np.ndarray         # [n_sources + 1]
+    seg_w0: np.ndarray          # first flat weight index of each segment
+    seg_len: np.ndarray         # number of targets of each segment
+    seg_tgt0: np.ndarray        # first target neuron of each segment
+    conn_slices: dict           # connection name -> slice of the flat weight vector ([pre, post] row-major)
+    w_flat: np.ndarray
+    d_flat: np.ndarray          # used integer delays
+    ring_len: int               # max_delay + 1
+
+    @classmethod
+    def from_spec(cls, spec: NetworkSpec) -> "CompiledNetwork":
+        layer_slices, start = {}, 0
+        for layer in spec.neuron_layers:
+            layer_slices[layer.name] = slice(start, start + layer.size)
+            start += layer.size
+        n_in = spec.input.size
+        taus_m = np.concatenate([layer.tau_mem_ms for layer in spec.neuron_layers])
+        taus_s = np.concatenate([layer.tau_syn_ms for layer in spec.neuron_layers])
+        alpha, beta, g = discretise(taus_m, taus_s, spec.dt_ms)
+        theta = np.concatenate([np.full(layer.size, layer.threshold if isinstance(layer, LIFLayer) else np.inf)
+                                for layer in spec.neuron_layers])
+
+        def source_index(layer_name, i):
+            return i if layer_name == spec.input.name else n_in + layer_slices[layer_name].start + i
+
+        conn_slices, w_parts, d_parts, segments, offset = {}, [], [], [], 0
+        for conn in spec.connections:
+            n_pre, n_post = conn.weight.shape
+            conn_slices[conn.name] = slice(offset, offset + n_pre * n_post)
+            w_parts.append(conn.weight.ravel())
+            d_parts.append(conn.delay_steps().ravel())
+            tgt0 = layer_slices[conn.target].start
+            segments += [(source_index(conn.source, i), offset + i * n_post, n_post, tgt0) for i in range(n_pre)]
+            offset += n_pre * n_post
+        n_sources = n_in + start
+        segments.sort(key=lambda s: s[0])
+        counts = np.bincount([s[0] for s in segments], minlength=n_sources) if segments \
+            else np.zeros(n_sources, dtype=np.int64)
+        seg = np.array(segments, dtype=np.int64).reshape(-1, 4)
+        d_flat = np.concatenate(d_parts).astype(np.int32) if d_parts else np.zeros(0, dtype=np.int32)
+        return cls(spec=spec, n_in=n_in, n_out=spec.output.size, layer_slices=layer_slices,
+                   alpha=alpha, beta=beta, g=g, theta=theta, tau_mem=taus_m, tau_syn=taus_s,
+                   seg_ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+                   seg_w0=seg[:, 1].copy(), seg_len=seg[:, 2].copy(), seg_tgt0=seg[:, 3].copy(),
+                   conn_slices=conn_slices,
+                   w_flat=np.concatenate(w_parts) if w_parts else np.zeros(0),
+                   d_flat=d_flat, ring_len=int(d_flat.max(initial=0)) + 1)
+
+    @property
+    def n_neurons(self) -> int:
+        return len(self.alpha)
+
+    def per_connection(self, flat: np.ndarray) -> dict:
+        """Split a flat [n_weights] vector (weights or gradients) into {connection name: [pre, post] matrix}."""
+        return {conn.name: flat[self.conn_slices[conn.name]].reshape(conn.weight.shape)
+                for conn in self.spec.connections}
+
+    def per_layer(self, per_neuron: np.ndarray) -> dict:
+        """Split [..., n_neurons] into {layer name: [..., layer size]}."""
+        return {name: per_neuron[..., sl] for name, sl in self.layer_slices.items()}
+
+    def layer_of_neuron(self, neuron: int) -> str:
+        return next(name for name, sl in self.layer_slices.items() if sl.start <= neuron < sl.stop)

@@ -1,0 +1,76 @@
+"""Python face of the kernels: one forward and one backward pass of a batch on a CompiledNetwork."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..data.spikes import SpikeData
+from .compiled import CompiledNetwork
+from .kernels import OVERFLOW_NONE, backward_kernel, forward_kernel
+
+NO_CUT = -1
+
+
+class SpikeTapeOverflow(RuntimeError):
+    """A neuron fired more spikes in one trial than its spike tape holds."""
+
+
+def n_chunks_for(batch_size: int) -> int:
+    """Parallel chunks of a batch: one per core (fixed, so results do not depend on scheduling)."""
+    return max(1, min(batch_size, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True, eq=False)
+class ForwardResult:
+    v_out: np.ndarray           # [B, T, n_out] output voltages after each step
+    tape_step: np.ndarray       # [B, C] step of each taped spike (emission order)
+    tape_neuron: np.ndarray     # [B, C] neuron of each taped spike
+    tape_imv: np.ndarray        # [B, C] I - V just before the reset
+    tape_len: np.ndarray        # [B]
+    spike_count: np.ndarray     # [B, n_neurons] spikes per neuron (taped or not)
+    dropped: dict               # layer name -> spikes not taped (only with allow_overflow)
+
+
+def forward(net: CompiledNetwork, data: SpikeData, max_spikes: int, allow_overflow: bool = False,
+            mlgenn_last_step: bool = False) -> ForwardResult:
+    """Simulate every sample of `data` (one batch). A neuron firing more than `max_spikes` times is an error
+    naming its layer and the capacity, unless `allow_overflow`, in which case the untaped spikes are counted."""
+    if data.n_channels != net.n_in or data.n_steps != net.spec.n_steps:
+        raise ValueError(f"data has {data.n_channels} channels x {data.n_steps} steps, the network expects "
+                         f"{net.n_in} x {net.spec.n_steps}")
+    cut = net.spec.n_steps - 1 if mlgenn_last_step else NO_CUT
+    v_out, t_step, t_neuron, t_imv, t_len, counts, overflow = forward_kernel(
+        data.steps, data.channels, data.offsets, net.spec.n_steps, net.n_in, net.alpha, net.beta, net.g,
+        net.theta, net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.w_flat, net.d_flat, net.ring_len,
+        net.n_out, max_spikes, n_chunks_for(len(data)), cut)
+    dropped = {}
+    if np.any(overflow != OVERFLOW_NONE):
+        if not allow_overflow:
+            b = int(np.nonzero(overflow != OVERFLOW_NONE)[0][0])
+            neuron = int(overflow[b])
+            layer = net.layer_of_neuron(neuron)
+            raise SpikeTapeOverflow(
+                f"spike tape overflow in layer '{layer}': neuron {neuron - net.layer_slices[layer].start} fired "
+                f"{counts[b, neuron]} spikes in one trial, capacity is max_spikes={max_spikes} "
+                f"(raise train.max_spikes or set train.allow_overflow = true)")
+        excess = np.maximum(counts - max_spikes, 0).sum(axis=0)
+        dropped = {name: int(v.sum()) for name, v in net.per_layer(excess).items()}
+    return ForwardResult(v_out, t_step, t_neuron, t_imv, t_len, counts, dropped)
+
+
+def backward(net: CompiledNetwork, data: SpikeData, fwd: ForwardResult, dl_dv_out: np.ndarray,
+             spike_jump: np.ndarray | None = None, mlgenn_last_step: bool = False):
+    """EventProp gradients of the batch. dl_dv_out [B, T, n_out]: the loss's derivative per output voltage.
+    spike_jump [B, n_neurons]: extra Lam_V jump at each taped spike (regulariser). Returns flat (grad_w, grad_d)."""
+    if spike_jump is None:
+        spike_jump = np.zeros((len(data), net.n_neurons))
+    cut = net.spec.n_steps - 1 if mlgenn_last_step else NO_CUT
+    return backward_kernel(
+        data.steps, data.channels, data.offsets, net.spec.n_steps, net.n_in, net.alpha, net.beta, net.g,
+        net.theta, net.tau_mem, net.tau_syn, net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.w_flat,
+        net.d_flat, net.ring_len, net.n_out, fwd.tape_step, fwd.tape_neuron, fwd.tape_imv, fwd.tape_len,
+        np.ascontiguousarray(dl_dv_out, dtype=np.float64), np.ascontiguousarray(spike_jump, dtype=np.float64),
+        n_chunks_for(len(data)), cut)

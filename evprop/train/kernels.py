@@ -1,0 +1,208 @@
+"""EventProp kernels (numba): forward pass with spike tapes, backward pass with adjoint history buffers.
+
+The hot loops of training live here and nowhere else. Everything runs on a flattened network (see
+`evprop.train.compiled.CompiledNetwork`): neurons of all non-input layers share one index space
+(output neurons last), presynaptic sources are inputs [0, n_in) followed by neurons, and each source owns
+"segments": (first flat weight index, number of targets, first target neuron). The weights of one source
+towards one layer are contiguous (the [pre, post] row), so propagating a spike reads one row.
+
+Forward, per trial, per step k (DESIGN section 2; CONVENTIONS 'Forward pass'):
+
+    J_n   = I_n + ring[n, k]                 # arrivals scheduled for step k
+    V_n   = alpha_n V_n + g_n J_n
+    I_n   = beta_n J_n
+    if V_n >= theta_n: tape (k, n, J_n - V_n); V_n = 0      (theta = +inf for LI outputs)
+    every source spiking in step k (inputs, neurons): ring[target, k + 1 + d] += w
+
+Backward (reverse steps), with Lam_V(k) = dL/dV_k (before reset) and Lam_J(k) = dL/dJ_k. Between spikes this is
+the exact adjoint of the linear discrete step, so output-layer weight gradients equal finite differences of the
+forward pass:
+
+    Lam_V(k) = dl/dV_k + alpha Lam_V(k+1)          (dl/dV_k: the readout's drive, outputs only)
+    Lam_J(k) = g Lam_V(k) + beta Lam_J(k+1)
+    dL/dw_mn += Lam_J,m(a)         for each spike of n in step s, arrival a = s + 1 + d_mn
+
+At a stored spike of neuron n in step k the discrete reset carries no gradient; EventProp's jump (DIGEST 3.3 eq. (v);
+CONVENTIONS 'Hidden LIF jump') gives it instead, written in these adjoints (lambda_V = -Lam_V / tau_mem,
+lambda_I = -Lam_J / tau_syn relate them to the papers'):
+
+    Lam_V(k) = Lam_V^+ + [theta Lam_V^+ + tau_mem,n sum_m w_mn H_m(a)] / (I - V)_stored + spike_jump_n
+    H_m(a)   = Lam_V,m(a) / tau_mem,m - Lam_J,m(a) / tau_syn,m          (per-neuron history, length max_delay + 1)
+    dL/dd_mn += -w_mn H_m(a)                                             (003 eq. (6): -w (lambda_I - lambda_V))
+
+Parallelism: trials are split into `n_chunks` fixed chunks run in parallel (prange); each chunk owns its state and
+gradient buffers, so results do not depend on thread scheduling and no two threads write one cache line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+OVERFLOW_NONE = -1
+
+
+@njit(cache=True, parallel=True)
+def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta, g, theta,
+                   seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, ring_len, n_out,
+                   max_spikes, n_chunks, current_cut_step):
+    """Run a batch forward. Returns (v_out [B, T, n_out], tape_step, tape_neuron, tape_imv [B, C], tape_len [B],
+    spike_count [B, n], overflow_neuron [B]). `overflow_neuron[b]` is the first neuron whose spike count exceeded
+    `max_spikes` (its later spikes still act on the network but are not taped), or -1.
+
+    current_cut_step: -1 normally; mlGeNN zeroes every synaptic current and delay buffer at the start of the last
+    step (CONVENTIONS 'Last step quirk'); giving that step here reproduces it for comparisons with its output."""
+    n_batch = len(in_offsets) - 1
+    n_neurons = len(alpha)
+    capacity = max_spikes * n_neurons
+    v_out = np.zeros((n_batch, n_steps, n_out))
+    tape_step = np.zeros((n_batch, capacity), dtype=np.int32)
+    tape_neuron = np.zeros((n_batch, capacity), dtype=np.int32)
+    tape_imv = np.zeros((n_batch, capacity))
+    tape_len = np.zeros(n_batch, dtype=np.int64)
+    spike_count = np.zeros((n_batch, n_neurons), dtype=np.int32)
+    overflow_neuron = np.full(n_batch, OVERFLOW_NONE, dtype=np.int32)
+    out0 = n_neurons - n_out
+    for chunk in prange(n_chunks):
+        v = np.zeros(n_neurons)
+        cur = np.zeros(n_neurons)
+        ring = np.zeros((n_neurons, ring_len))
+        spiked = np.zeros(n_neurons, dtype=np.int32)
+        for b in range(chunk, n_batch, n_chunks):
+            v[:] = 0.0
+            cur[:] = 0.0
+            ring[:, :] = 0.0
+            ev = in_offsets[b]
+            ev_end = in_offsets[b + 1]
+            n_tape = 0
+            for k in range(n_steps):
+                slot = k % ring_len
+                if k == current_cut_step:
+                    cur[:] = 0.0
+                n_spiked = 0
+                for n in range(n_neurons):
+                    j = cur[n] + ring[n, slot]
+                    ring[n, slot] = 0.0
+                    vn = alpha[n] * v[n] + g[n] * j
+                    cur[n] = beta[n] * j
+                    if vn >= theta[n]:
+                        spike_count[b, n] += 1
+                        if spike_count[b, n] <= max_spikes:
+                            tape_step[b, n_tape] = k
+                            tape_neuron[b, n_tape] = n
+                            tape_imv[b, n_tape] = j - vn
+                            n_tape += 1
+                        elif overflow_neuron[b] == OVERFLOW_NONE:
+                            overflow_neuron[b] = n
+                        vn = 0.0
+                        spiked[n_spiked] = n
+                        n_spiked += 1
+                    v[n] = vn
+                    if n >= out0:
+                        v_out[b, k, n - out0] = vn
+                # propagate this step's spikes: inputs first, then neurons (order does not matter: sums)
+                if k + 1 == current_cut_step:
+                    ring[:, (k + 1) % ring_len] = 0.0     # drop arrivals of earlier, delayed spikes
+                while ev < ev_end and in_steps[ev] == k:
+                    _propagate(in_channels[ev], k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, ring,
+                               ring_len)
+                    ev += 1
+                for i in range(n_spiked):
+                    _propagate(n_in + spiked[i], k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, ring,
+                               ring_len)
+            tape_len[b] = n_tape
+    return v_out, tape_step, tape_neuron, tape_imv, tape_len, spike_count, overflow_neuron
+
+
+@njit(inline="always")
+def _propagate(source, k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, ring, ring_len):
+    """ring[target, (k + 1 + d) mod R] += w over every synapse of `source` (one contiguous row per segment)."""
+    for s in range(seg_ptr[source], seg_ptr[source + 1]):
+        w0 = seg_w0[s]
+        t0 = seg_tgt0[s]
+        for i in range(seg_len[s]):
+            ring[t0 + i, (k + 1 + d_flat[w0 + i]) % ring_len] += w_flat[w0 + i]
+
+
+@njit(cache=True, parallel=True)
+def backward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta, g, theta, tau_mem, tau_syn,
+                    seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, ring_len, n_out,
+                    tape_step, tape_neuron, tape_imv, tape_len, dl_dv_out, spike_jump, n_chunks,
+                    current_cut_step):
+    """Adjoint pass of a batch (equations in the module docstring). dl_dv_out [B, T, n_out] is the loss's
+    derivative with respect to each output voltage (already divided by the batch size); spike_jump [B, n] is added
+    to Lam_V at each taped spike of neuron n (the spike-count regulariser's heuristic, DIGEST 3.8).
+    Returns (grad_w, grad_d), each [n_weights], summed over the batch."""
+    n_batch = len(in_offsets) - 1
+    n_neurons = len(alpha)
+    n_w = len(w_flat)
+    out0 = n_neurons - n_out
+    grad_w = np.zeros((n_chunks, n_w))
+    grad_d = np.zeros((n_chunks, n_w))
+    for chunk in prange(n_chunks):
+        lam_v = np.zeros(n_neurons)      # alpha * Lam_V(k+1) = dL/dV_k after reset
+        lam_j = np.zeros(n_neurons)      # beta * Lam_J(k+1)
+        jump = np.zeros(n_neurons)
+        hist_j = np.zeros((n_neurons, ring_len))
+        hist_h = np.zeros((n_neurons, ring_len))
+        gw = grad_w[chunk]
+        gd = grad_d[chunk]
+        for b in range(chunk, n_batch, n_chunks):
+            lam_v[:] = 0.0
+            lam_j[:] = 0.0
+            jump[:] = 0.0
+            hist_j[:, :] = 0.0
+            hist_h[:, :] = 0.0
+            p = tape_len[b] - 1
+            ev = in_offsets[b + 1] - 1
+            ev_start = in_offsets[b]
+            for k in range(n_steps - 1, -1, -1):
+                # 1. spikes of step k: gradients and jumps read the (already computed) future arrival steps
+                while p >= 0 and tape_step[b, p] == k:
+                    n = tape_neuron[b, p]
+                    rev = _gather(n_in + n, k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, hist_j,
+                                  hist_h, ring_len, gw, gd, current_cut_step)
+                    jump[n] = (theta[n] * lam_v[n] + tau_mem[n] * rev) / tape_imv[b, p] + spike_jump[b, n]
+                    p -= 1
+                while ev >= ev_start and in_steps[ev] == k:
+                    _gather(in_channels[ev], k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, hist_j,
+                            hist_h, ring_len, gw, gd, current_cut_step)
+                    ev -= 1
+                # 2. adjoint step of every neuron; record history for delayed reads
+                slot = k % ring_len
+                for n in range(n_neurons):
+                    lv = lam_v[n] + jump[n]
+                    jump[n] = 0.0
+                    if n >= out0:
+                        lv += dl_dv_out[b, k, n - out0]
+                    lj = g[n] * lv + lam_j[n]
+                    if k == current_cut_step:
+                        lam_j[n] = 0.0      # the cut current carries nothing back to earlier steps
+                    else:
+                        lam_j[n] = beta[n] * lj
+                    hist_j[n, slot] = lj
+                    hist_h[n, slot] = lv / tau_mem[n] - lj / tau_syn[n]
+                    lam_v[n] = alpha[n] * lv
+    return grad_w.sum(axis=0), grad_d.sum(axis=0)
+
+
+@njit(inline="always")
+def _gather(source, k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, hist_j, hist_h, ring_len, gw, gd,
+            cut):
+    """For a spike of `source` in step k: accumulate weight and delay gradients at the arrival steps and return
+    sum_m w_m H_m(arrival) for the presynaptic jump. Arrivals the forward pass dropped at the cut step (delayed
+    spikes emitted before step cut-1) carry no gradient."""
+    rev = 0.0
+    for s in range(seg_ptr[source], seg_ptr[source + 1]):
+        w0 = seg_w0[s]
+        t0 = seg_tgt0[s]
+        for i in range(seg_len[s]):
+            idx = w0 + i
+            if k + 1 + d_flat[idx] == cut and k + 1 != cut:
+                continue
+            slot = (k + 1 + d_flat[idx]) % ring_len
+            h = hist_h[t0 + i, slot]
+            gw[idx] += hist_j[t0 + i, slot]
+            gd[idx] -= w_flat[idx] * h
+            rev += w_flat[idx] * h
+    return rev

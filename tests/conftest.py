@@ -1,0 +1,42 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+REFERENCE = SHARED / "reference" / "mlgenn" / "tiny_cases.json"
+
+
+@pytest.fixture(scope="session")
+def reference_cases():
+    from evprop.train.reference import load_cases
+    if not REFERENCE.is_file():
+        pytest.skip(f"reference file {REFERENCE} not present")
+    return load_cases(REFERENCE)
+
+
+def random_network(seed=0, n_in=5, n_hidden=12, n_out=3, n_steps=60, recurrent=True, max_delay=0,
+                   readout="sum_exp"):
+    """A small network whose hidden neurons fire several times on `random_inputs`."""
+    from evprop.model.spec import Connection, InputLayer, LIFLayer, LILayer, NetworkSpec
+    rng = np.random.default_rng(seed)
+
+    def delays(shape):
+        return rng.uniform(0, max_delay, shape) if max_delay else None
+
+    conns = [Connection("input", "hidden", rng.normal(0.6, 0.3, (n_in, n_hidden)), delays((n_in, n_hidden)),
+                        max_delay)]
+    if recurrent:
+        conns.append(Connection("hidden", "hidden", rng.normal(0.0, 0.1, (n_hidden, n_hidden)),
+                                delays((n_hidden, n_hidden)), max_delay))
+    conns.append(Connection("hidden", "output", rng.normal(0.0, 0.5, (n_hidden, n_out)),
+                            delays((n_hidden, n_out)), max_delay))
+    layers = (InputLayer("input", n_in), LIFLayer("hidden", n_hidden, 20.0, 5.0), LILayer("output", n_out, 20.0, 5.0))
+    return NetworkSpec(1.0, n_steps, layers, tuple(conns), readout)
+
+
+def random_inputs(spec, n_samples=4, rate=0.08, seed=1):
+    from evprop.data.spikes import SpikeData
+    rng = np.random.default_rng(seed)
+    rasters = rng.random((n_samples, spec.n_steps, spec.input.size)) < rate
+    return SpikeData.from_dense(rasters, rng.integers(0, spec.output.size, n_samples))
