@@ -1,0 +1,134 @@
+"""The `evprop` command line. Every subcommand is a thin wrapper around a stage function.
+
+Bad input (config, data, checkpoint, NIR file) ends in one line `evprop: error: ...` and exit code 2; `--debug`
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .config import ConfigError, load_config
+
+EXIT_BAD_INPUT = 2
+EXIT_CHECK_FAILED = 1
+
+EXAMPLES = {
+    "run": "evprop run configs/default.toml --out runs/default --set train.epochs=5",
+    "train": "evprop train configs/default.toml --out runs/default",
+    "quantise": "evprop quantise runs/default",
+    "export": "evprop export runs/default",
+    "verify": "evprop verify runs/default --samples 20 --timeout 600",
+    "report": "evprop report runs/default",
+    "gradcheck": "evprop gradcheck --reference ../shared/reference/mlgenn/tiny_cases.json --case A_ff_nodelay",
+}
+
+
+def _add_config_args(parser):
+    parser.add_argument("config", nargs="?", type=Path, default=Path("configs/default.toml"),
+                        help="TOML configuration (default: configs/default.toml)")
+    parser.add_argument("--out", type=Path, help="run directory (default: runs/<config file stem>)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key by its dotted name, e.g. --set train.epochs=5")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evprop", description=__doc__.splitlines()[0])
+    parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name, help_text):
+        return sub.add_parser(name, help=help_text, description=f"{help_text}\n\nexample:\n  {EXAMPLES[name]}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    _add_config_args(add("run", "train, quantise, export, verify and report in one go"))
+    _add_config_args(add("train", "train with EventProp (writes checkpoint.npz, history.jsonl)"))
+    for name, text in (("quantise", "quantise a trained run to fixed point (writes fixed_point.npz)"),
+                       ("export", "export a run's network to NIR (writes model.nir)")):
+        add(name, text).add_argument("run_dir", type=Path)
+    add("report", "regenerate report.json and report.html of a run").add_argument("run_dir", type=Path)
+    verify = add("verify", "run the NIR file in Lava and compare with the fixed-point emulator")
+    verify.add_argument("run_dir", type=Path)
+    verify.add_argument("--samples", type=int, default=None, help="test samples run in Lava")
+    verify.add_argument("--timeout", type=float, default=None, help="hard limit for the Lava run [s]")
+    grad = add("gradcheck", "compare evprop's gradients with a reference case (tiny_cases.json format)")
+    grad.add_argument("--reference", type=Path, required=True)
+    grad.add_argument("--case", required=True)
+    grad.add_argument("--no-mlgenn-last-step", action="store_true",
+                      help="do not reproduce mlGeNN's zeroing of currents in the last step")
+    return parser
+
+
+def _run_dir(args) -> Path:
+    return args.out if args.out is not None else Path("runs") / args.config.stem
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, ValueError, OSError, RuntimeError) as err:
+        if args.debug:
+            raise
+        message = " ".join(str(err).split())
+        print(f"evprop: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def cmd_run(args) -> int:
+    from .stages import run_pipeline, summary_table
+    config = load_config(args.config, args.set)
+    report = run_pipeline(config, _run_dir(args))
+    print(summary_table(report))
+    return 0 if report["equivalence"]["emulator_vs_lava"]["bit_exact"] else EXIT_CHECK_FAILED
+
+
+def cmd_train(args) -> int:
+    from .stages import train_stage
+    train_stage(load_config(args.config, args.set), _run_dir(args))
+    return 0
+
+
+def cmd_quantise(args) -> int:
+    from .stages import quantise_stage
+    print(json.dumps(quantise_stage(args.run_dir), indent=1))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .stages import export_stage
+    print(export_stage(args.run_dir))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .stages import verify_stage
+    summary = verify_stage(args.run_dir, args.samples, args.timeout)
+    print(json.dumps(summary, indent=1))
+    return 0 if summary["bit_exact"] else EXIT_CHECK_FAILED
+
+
+def cmd_report(args) -> int:
+    from .stages import report_stage, summary_table
+    print(summary_table(report_stage(args.run_dir)))
+    return 0
+
+
+def cmd_gradcheck(args) -> int:
+    from ..train.reference import gradcheck, load_cases
+    result = gradcheck(load_cases(args.reference), args.case, mlgenn_last_step=not args.no_mlgenn_last_step)
+    print(json.dumps(result))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "train": cmd_train, "quantise": cmd_quantise, "export": cmd_export,
+            "verify": cmd_verify, "report": cmd_report, "gradcheck": cmd_gradcheck}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""Run configuration: TOML files validated against one schema before any work starts.
+
+Every key has a type, a default and a check; an unknown key, a wrong type or an impossible value is one
+`ConfigError` line naming the file, the dotted key and what was expected. CLI overrides use the same dotted
+names (`--set train.epochs=5`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import tomli
+
+
+class ConfigError(ValueError):
+    """A configuration problem, already phrased as one line naming the key."""
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: type | tuple
+    default: Any
+    check: Callable[[Any], bool] | None = None
+    expected: str = ""
+
+
+def _positive(x):
+    return x > 0
+
+
+def _non_negative(x):
+    return x >= 0
+
+
+def _at_least_one(x):
+    return x >= 1
+
+
+def _one_of(*choices):
+    return Field(str, choices[0], lambda x: x in choices, f"one of {list(choices)}")
+
+
+NUMBER = (int, float)
+
+SCHEMA = {
+    "name": Field(str, "", None),
+    "data": {
+        "dataset": _one_of("yinyang"),
+        "train_size": Field(int, 5000, _at_least_one, "an integer >= 1"),
+        "validation_size": Field(int, 1000, _at_least_one, "an integer >= 1"),
+        "test_size": Field(int, 1000, _at_least_one, "an integer >= 1"),
+        "seeds": Field(list, [42, 41, 40], lambda x: len(x) == 3 and all(isinstance(i, int) for i in x),
+                       "three integer seeds [train, validation, test]"),
+        "t_early_ms": Field(NUMBER, 2.0, _non_negative, "a time >= 0 ms"),
+        "t_late_ms": Field(NUMBER, 27.0, _positive, "a time > 0 ms"),
+        "bias_time_ms": Field(NUMBER, 0.0, None, "a time in ms (negative: no bias spike)"),
+    },
+    "network": {
+        "dt_ms": Field(NUMBER, 0.5, _positive, "a time step > 0 ms"),
+        "duration_ms": Field(NUMBER, 40.0, _positive, "a trial length > 0 ms"),
+        "hidden": Field(int, 200, _at_least_one, "an integer >= 1"),
+        "recurrent": Field(bool, True),
+        "tau_mem_ms": Field(NUMBER, 20.0, _positive, "a time constant > 0 ms"),
+        "tau_syn_ms": Field(NUMBER, 5.0, _positive, "a time constant > 0 ms"),
+        "threshold": Field(NUMBER, 1.0, _positive, "a threshold > 0"),
+        "readout": _one_of("sum_exp", "sum", "max", "last"),
+        "input_weight_mean": Field(NUMBER, 1.5, None, "a number"),
+        "input_weight_sd": Field(NUMBER, 0.8, _non_negative, "a standard deviation >= 0"),
+        "recurrent_weight_sd": Field(NUMBER, 0.05, _non_negative, "a standard deviation >= 0"),
+        "output_weight_sd": Field(NUMBER, 0.5, _non_negative, "a standard deviation >= 0"),
+    },
+    "train": {
+        "epochs": Field(int, 30, _at_least_one, "an integer >= 1"),
+        "batch_size": Field(int, 32, _at_least_one, "an integer >= 1"),
+        "learning_rate": Field(NUMBER, 2e-3, _positive, "a learning rate > 0"),
+        "lr_decay_per_epoch": Field(NUMBER, 1.0, lambda x: 0 < x <= 1, "a factor in (0, 1]"),
+        "seed": Field(int, 0, None, "an integer"),
+        "loss": _one_of("cross_entropy"),
+        "max_spikes": Field(int, 100, _at_least_one, "an integer >= 1 (spikes per neuron per trial)"),
+        "allow_overflow": Field(bool, False),
+    },
+    "quantise": {
+        "percentile": Field(NUMBER, 99.0, lambda x: 0 < x <= 100, "a percentile in (0, 100]"),
+        "calibration_samples": Field(int, 500, _at_least_one, "an integer >= 1"),
+    },
+    "verify": {
+        "lava_samples": Field(int, 20, _at_least_one, "an integer >= 1"),
+        "timeout_s": Field(NUMBER, 600.0, _positive, "a timeout > 0 s"),
+    },
+}
+
+
+def defaults(schema=SCHEMA) -> dict:
+    return {key: defaults(f) if isinstance(f, dict) else copy.deepcopy(f.default) for key, f in schema.items()}
+
+
+def _type_name(kind) -> str:
+    if kind is NUMBER:
+        return "a number"
+    return {int: "an integer", bool: "true or false", str: "a string", list: "a list"}[kind]
+
+
+def _check_value(key: str, field: Field, value, source: str):
+    # bool is an int in Python: refuse it where a number is expected, and refuse numbers where a bool is
+    ok_type = isinstance(value, field.kind) and not (isinstance(value, bool) and field.kind is not bool)
+    if not ok_type:
+        raise ConfigError(f"{source}: key '{key}' expects {field.expected or _type_name(field.kind)}, "
+                          f"got {type(value).__name__} {value!r}")
+    if field.check is not None and not field.check(value):
+        raise ConfigError(f"{source}: key '{key}' expects {field.expected}, got {value!r}")
+
+
+def _merge(base: dict, update: dict, schema: dict, source: str, prefix: str = ""):
+    for key, value in update.items():
+        dotted = f"{prefix}{key}"
+        if key not in schema:
+            known = ", ".join(sorted(schema))
+            raise ConfigError(f"{source}: unknown key '{dotted}' (known here: {known})")
+        if isinstance(schema[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: key '{dotted}' must be a table [{dotted}]")
+            _merge(base[key], value, schema[key], source, dotted + ".")
+        else:
+            _check_value(dotted, schema[key], value, source)
+            base[key] = value
+
+
+def parse_override(text: str):
+    """'train.epochs=5' -> (['train', 'epochs'], 5); the value is read as TOML, else taken as a string."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. train.epochs=5")
+    key, raw = text.split("=", 1)
+    try:
+        value = tomli.loads(f"v = {raw}")["v"]
+    except tomli.TOMLDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def _nest(dotted: str, value) -> dict:
+    out = value
+    for part in reversed(dotted.split(".")):
+        out = {part: out}
+    return out
+
+
+def load_config(path: Path | None, overrides=()) -> dict:
+    """Defaults, then the TOML file, then `--set` overrides; every value validated, then cross-checked."""
+    config = defaults()
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            data = tomli.loads(path.read_text())
+        except (tomli.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{path}: not valid TOML ({err})") from None
+        _merge(config, data, SCHEMA, source)
+        if not config["name"]:
+            config["name"] = path.stem
+    for text in overrides:
+        key, value = parse_override(text)
+        _merge(config, _nest(key, value), SCHEMA, f"--set {key}")
+    _cross_check(config, source)
+    return config
+
+
+def _cross_check(config: dict, source: str):
+    data, net = config["data"], config["network"]
+    if data["t_late_ms"] <= data["t_early_ms"]:
+        raise ConfigError(f"{source}: key 'data.t_late_ms' ({data['t_late_ms']}) must exceed "
+                          f"'data.t_early_ms' ({data['t_early_ms']})")
+    if max(data["t_late_ms"], data["bias_time_ms"]) >= net["duration_ms"]:
+        raise ConfigError(f"{source}: key 'network.duration_ms' ({net['duration_ms']}) must exceed the last input "
+                          f"spike time ({max(data['t_late_ms'], data['bias_time_ms'])} ms)")
+    n_steps = net["duration_ms"] / net["dt_ms"]
+    if abs(n_steps - round(n_steps)) > 1e-9:
+        raise ConfigError(f"{source}: key 'network.duration_ms' ({net['duration_ms']}) must be a whole number of "
+                          f"steps of network.dt_ms ({net['dt_ms']})")
+
+
+def n_steps(config: dict) -> int:
+    return int(round(config["network"]["duration_ms"] / config["network"]["dt_ms"]))
+
+
+def dump_toml(config: dict) -> str:
+    """The resolved configuration as TOML (strings, numbers, booleans and lists only)."""
+    lines = []
+    top = {k: v for k, v in config.items() if not isinstance(v, dict)}
+    for key, value in top.items():
+        lines.append(f"{key} = {json.dumps(value)}")
+    for section, table in config.items():
+        if isinstance(table, dict):
+            lines.append(f"\n[{section}]")
+            lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)

@@ -1,0 +1,218 @@
+"""Stage orchestration: train -> quantise -> export NIR -> verify in Lava -> report.
+
+Each stage reads what it needs from the run directory and writes its own files there (DESIGN section 5), so the
+CLI can run them one by one and `run_pipeline` runs them all:
+
+    runs/<name>/config.toml, checkpoint.npz, history.jsonl, fixed_point.npz, model.nir, verify.json,
+                report.json, report.html
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..export.nir import export_nir
+from ..export.quantise import load_fixed_point, quantise, save_fixed_point
+from ..hw_sim.emulator import emulate
+from ..hw_sim.lava_sim import run_lava
+from ..hw_sim.verify import compare
+from ..model.io import atomic_write
+from ..train.trainer import TrainSettings, best_epoch, evaluate, load_checkpoint, train
+from .build import initial_network, load_splits, n_classes
+from .config import dump_toml, load_config
+from .energy import loihi_estimate
+from .report import write_html_report
+
+log = logging.getLogger("evprop")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    atomic_write(path, lambda handle: handle.write(json.dumps(data, indent=2).encode()))
+
+
+def _read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise ValueError(f"{path}: {what} not found (run the earlier stages first)")
+    return json.loads(path.read_text())
+
+
+def run_config(run_dir: Path) -> dict:
+    """The resolved configuration a run was made with."""
+    return load_config(Path(run_dir) / "config.toml")
+
+
+def trained_network(run_dir: Path):
+    """The best-validation network of a run."""
+    return load_checkpoint(Path(run_dir) / "checkpoint.npz")["best"]
+
+
+# ---- stages ----
+
+def train_stage(config: dict, run_dir: Path, splits: dict | None = None) -> dict:
+    """Train from scratch; writes config.toml, checkpoint.npz and history.jsonl. Returns the training summary."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(run_dir / "config.toml", lambda handle: handle.write(dump_toml(config).encode()))
+    splits = splits or load_splits(config)
+    log.info("data: %d train / %d validation / %d test samples, %d channels x %d steps", len(splits["train"]),
+             len(splits["validation"]), len(splits["test"]), splits["train"].n_channels, splits["train"].n_steps)
+    spec = initial_network(config, splits["train"].n_channels, n_classes(splits))
+    settings = TrainSettings.from_config(config["train"])
+    t0 = time.perf_counter()
+
+    def progress(epoch, record):
+        elapsed = time.perf_counter() - t0
+        eta = elapsed / (epoch + 1) * (settings.epochs - epoch - 1)
+        log.info("epoch %d/%d  loss %.4f  train %.2f%%  validation %.2f%%  hidden spikes/sample %.0f  "
+                 "(%.1f s, ETA %.0f s)", epoch + 1, settings.epochs, record["loss"],
+                 100 * record["train_accuracy"], 100 * record["validation_accuracy"],
+                 record["hidden_spikes_per_sample"], record["seconds"], eta)
+
+    best, history = train(spec, splits["train"], splits["validation"], settings, run_dir, progress)
+    max_spikes = config["train"]["max_spikes"]
+    float_train = evaluate(best, splits["train"], max_spikes=max_spikes, allow_overflow=True)
+    float_test = evaluate(best, splits["test"], max_spikes=max_spikes, allow_overflow=True)
+    log.info("float: train %.2f%%, test %.2f%%", 100 * float_train["accuracy"], 100 * float_test["accuracy"])
+    summary = {"train_s": time.perf_counter() - t0, "epochs": len(history),
+               "best_epoch": best_epoch(history),
+               "best_validation_accuracy": history[best_epoch(history)]["validation_accuracy"],
+               "float_train_accuracy": float_train["accuracy"], "float_test_accuracy": float_test["accuracy"],
+               "n_test": len(splits["test"]), "float_spikes_per_sample": float_test["spikes_per_sample"]}
+    _write_json(run_dir / "train.json", summary)
+    return summary
+
+
+def quantise_stage(run_dir: Path, splits: dict | None = None) -> dict:
+    """Quantise the trained network (calibrated on training samples); writes fixed_point.npz and quantise.json
+    with the fixed-point test accuracy from the emulator."""
+    run_dir = Path(run_dir)
+    config = run_config(run_dir)
+    splits = splits or load_splits(config)
+    q = config["quantise"]
+    calibration = splits["train"].subset(np.arange(min(q["calibration_samples"], len(splits["train"]))))
+    fixed, quant_report = quantise(trained_network(run_dir), calibration, q["percentile"])
+    save_fixed_point(run_dir / "fixed_point.npz", fixed)
+    emulated = emulate(fixed, splits["test"])
+    summary = {"fixed_point_test_accuracy": float(np.mean(emulated.predictions == splits["test"].labels)),
+               "n_test": len(splits["test"]), "counts": target_counts(emulated), "quantisation": quant_report}
+    log.info("fixed point (emulator): test %.2f%%", 100 * summary["fixed_point_test_accuracy"])
+    _write_json(run_dir / "quantise.json", summary)
+    return summary
+
+
+def export_stage(run_dir: Path) -> Path:
+    """Write model.nir: the float network plus the fixed-point integers in node metadata."""
+    run_dir = Path(run_dir)
+    path = run_dir / "model.nir"
+    export_nir(path, trained_network(run_dir), load_fixed_point(run_dir / "fixed_point.npz"))
+    return path
+
+
+def verify_stage(run_dir: Path, samples: int | None = None, timeout_s: float | None = None,
+                 splits: dict | None = None) -> dict:
+    """Build the Lava network from model.nir, run `samples` test samples in Lava fixed_pt and compare every hidden
+    spike and output voltage with the emulator. Writes verify.json."""
+    run_dir = Path(run_dir)
+    config = run_config(run_dir)
+    splits = splits or load_splits(config)
+    samples = config["verify"]["lava_samples"] if samples is None else samples
+    timeout_s = config["verify"]["timeout_s"] if timeout_s is None else timeout_s
+    if samples < 1:
+        raise ValueError(f"--samples {samples}: expected at least 1")
+    subset = splits["test"].subset(np.arange(min(samples, len(splits["test"]))))
+    t0 = time.perf_counter()
+    lava = run_lava(run_dir / "model.nir", subset, timeout_s=timeout_s)
+    verify_s = time.perf_counter() - t0
+    equivalence = compare(emulate(load_fixed_point(run_dir / "fixed_point.npz"), subset), lava)
+    summary = {k: v for k, v in equivalence.items() if k != "per_sample"}
+    summary.update({"lava_test_accuracy": float(np.mean(lava.predictions == subset.labels)),
+                    "verify_s": verify_s})
+    log.info("Lava (%d samples): test %.2f%%, bit-exact with the emulator: %s (%.1f s)", summary["n_samples"],
+             100 * summary["lava_test_accuracy"], summary["bit_exact"], verify_s)
+    _write_json(run_dir / "verify.json", {**summary, "per_sample": equivalence["per_sample"]})
+    return summary
+
+
+def report_stage(run_dir: Path) -> dict:
+    """Assemble report.json and report.html from the stage files of a run."""
+    run_dir = Path(run_dir)
+    tr = _read_json(run_dir / "train.json", "training summary")
+    qu = _read_json(run_dir / "quantise.json", "quantisation summary")
+    ve = _read_json(run_dir / "verify.json", "verification summary")
+    counts = qu["counts"]
+    report = {
+        "name": run_config(run_dir)["name"],
+        "accuracy": {"float": {"train": tr["float_train_accuracy"], "test": tr["float_test_accuracy"],
+                               "n_test": tr["n_test"]},
+                     "fixed_point": {"test": qu["fixed_point_test_accuracy"], "n_test": qu["n_test"]},
+                     "lava": {"test": ve["lava_test_accuracy"], "n_samples": ve["n_samples"]}},
+        "equivalence": {"emulator_vs_lava": {k: v for k, v in ve.items()
+                                             if k not in ("per_sample", "lava_test_accuracy", "verify_s")}},
+        "spikes": {"per_layer": {name: {"mean_per_sample": v} for name, v in counts["spikes_per_layer"].items()},
+                   "float_per_layer": {name: {"mean_per_sample": v}
+                                       for name, v in tr["float_spikes_per_sample"].items()},
+                   "synaptic_ops_per_sample": counts["synaptic_ops"],
+                   "neuron_updates_per_sample": counts["neuron_updates"]},
+        "energy": loihi_estimate(counts["synaptic_ops"], counts["active_neuron_updates"],
+                                 counts["neuron_updates"] - counts["active_neuron_updates"]),
+        "quantisation": qu["quantisation"],
+        "training": {k: tr[k] for k in ("epochs", "best_epoch", "best_validation_accuracy")},
+        "timing": {"train_s": tr["train_s"], "verify_s": ve["verify_s"]},
+        "versions": versions(),
+    }
+    _write_json(run_dir / "report.json", report)
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines() if line]
+    write_html_report(run_dir, report, history)
+    return report
+
+
+def run_pipeline(config: dict, run_dir: Path) -> dict:
+    """Every stage for `config`; returns the report dict."""
+    splits = load_splits(config)
+    train_stage(config, run_dir, splits)
+    quantise_stage(run_dir, splits)
+    export_stage(run_dir)
+    verify_stage(run_dir, splits=splits)
+    return report_stage(run_dir)
+
+
+def target_counts(emulated) -> dict:
+    """Per-inference event counts of the fixed-point target, from the emulator."""
+    n_samples = len(emulated.predictions)
+    return {"spikes_per_layer": {name: float(np.sum(c)) / n_samples for name, c in emulated.spike_counts.items()},
+            "synaptic_ops": float(np.sum(emulated.synaptic_ops)) / n_samples,
+            "neuron_updates": float(np.sum(emulated.neuron_updates)) / n_samples,
+            "active_neuron_updates": float(np.sum(emulated.active_neuron_updates)) / n_samples}
+
+
+def versions() -> dict:
+    import numba
+    return {"evprop": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "numba": numba.__version__, "nir": version("nir"), "lava-nc": version("lava-nc"),
+            "platform": platform.platform(), "machine": platform.machine()}
+
+
+def summary_table(report: dict) -> str:
+    acc = report["accuracy"]
+    eq = report["equivalence"]["emulator_vs_lava"]
+    rows = [("float train accuracy", f"{100 * acc['float']['train']:.2f}%"),
+            ("float test accuracy", f"{100 * acc['float']['test']:.2f}%  (n={acc['float']['n_test']})"),
+            ("fixed-point test accuracy", f"{100 * acc['fixed_point']['test']:.2f}%  "
+                                          f"(n={acc['fixed_point']['n_test']}, emulator)"),
+            ("Lava test accuracy", f"{100 * acc['lava']['test']:.2f}%  (n={acc['lava']['n_samples']})"),
+            ("emulator == Lava", f"{eq['bit_exact']}  (spikes identical in {100 * eq['spikes_identical_fraction']:.0f}%"
+                                 f", outputs in {100 * eq['outputs_identical_fraction']:.0f}% of samples)"),
+            ("synaptic ops / sample", f"{report['spikes']['synaptic_ops_per_sample']:.0f}"),
+            ("energy / sample", f"{report['energy']['estimated_uj_per_inference']:.3f} uJ  ESTIMATE "
+                                f"({report['energy']['model']})"),
+            ("train / verify time", f"{report['timing']['train_s']:.0f} s / {report['timing']['verify_s']:.0f} s")]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

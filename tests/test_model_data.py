@@ -1,0 +1,98 @@
+"""NetworkSpec validation and files, SpikeData, the Yin-Yang generator and a short training run."""
+
+import numpy as np
+import pytest
+
+from evprop.data.spikes import SpikeData
+from evprop.data.yinyang import encode_latency, yinyang_numpy
+from evprop.model.io import load_network, save_network
+from evprop.model.spec import Connection, InputLayer, LIFLayer, LILayer, NetworkSpec, discretise
+from evprop.train.trainer import TrainSettings, evaluate, load_checkpoint, train
+
+from conftest import random_inputs, random_network
+
+
+def test_discretise_matches_mlgenn_constants():
+    alpha, beta, g = discretise(20.0, 5.0, 1.0)
+    # CONVENTIONS: IScale = 0.9063462, beta = 0.8187308, alpha = 0.9512294
+    assert abs(beta - 0.8187308) < 1e-7 and abs(alpha - 0.9512294) < 1e-7
+    assert abs(g - (1 - alpha) * 0.9063462) < 1e-8
+
+
+def test_network_file_round_trip(tmp_path):
+    spec = random_network(seed=4, max_delay=5)
+    save_network(tmp_path / "net.npz", spec)
+    assert load_network(tmp_path / "net.npz") == spec
+    other = spec.with_weights({"hidden->output": spec.connection("hidden->output").weight * 2})
+    assert other != spec
+    assert list(tmp_path.iterdir()) == [tmp_path / "net.npz"]      # no temporary file left behind
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: LIFLayer("h", 3, -1.0, 5.0), "tau_mem_ms must be > 0"),
+    (lambda: LIFLayer("h", 0, 20.0, 5.0), "size 0 must be an integer >= 1"),
+    (lambda: LIFLayer("h", 3, [20.0, 20.0], 5.0), "tau_mem_ms' has shape \\(2,\\), expected \\(3,\\)"),
+    (lambda: Connection("a", "b", np.ones((2, 2)), np.full((2, 2), 9.0), 4), "delays must lie in \\[0, "),
+    (lambda: Connection("a", "b", np.array([[np.nan]])), "non-finite"),
+    (lambda: NetworkSpec(1.0, 10, (InputLayer("in", 2), LILayer("out", 2, 20.0, 5.0)),
+                         (Connection("in", "out", np.ones((3, 2))),)), "weight shape \\(3, 2\\), expected \\(2, 2\\)"),
+    (lambda: NetworkSpec(1.0, 10, (InputLayer("in", 2), LILayer("out", 2, 20.0, 5.0)), (), "mean"),
+     "readout 'mean' unknown"),
+])
+def test_spec_errors_name_field(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_yinyang_matches_published_class_counts():
+    # ../shared/notes/data.md section 4: the regenerated sets equal the published .npy files
+    _, train_labels = yinyang_numpy(5000, 42)
+    _, test_labels = yinyang_numpy(1000, 40)
+    assert np.bincount(train_labels).tolist() == [1681, 1702, 1617]
+    assert np.bincount(test_labels).tolist() == [350, 316, 334]
+
+
+def test_latency_encoding_bins_times_up():
+    features = np.array([[0.0, 0.5, 1.0, 0.25]])
+    data = encode_latency(features, np.array([1]), dt_ms=0.5, n_steps=80, t_early_ms=2.0, t_late_ms=27.0,
+                          bias_time_ms=0.0)
+    steps, channels = data.sample(0)
+    by_channel = dict(zip(channels.tolist(), steps.tolist()))
+    # t = 2 + v * 25 ms, step = ceil(t / 0.5): 4, 29, 54, 16.5 -> 17; bias at 0
+    assert by_channel == {0: 4, 1: 29, 2: 54, 3: 17, 4: 0}
+    with pytest.raises(ValueError, match="do not fit the trial"):
+        encode_latency(features, np.array([1]), 0.5, 40, 2.0, 27.0, 0.0)
+
+
+def test_spike_data_subset_and_dense():
+    spec = random_network()
+    data = random_inputs(spec, n_samples=4)
+    sub = data.subset([2, 0])
+    assert np.array_equal(sub.dense(0), data.dense(2)) and np.array_equal(sub.dense(1), data.dense(0))
+    again = SpikeData.from_dense(np.stack([data.dense(i) for i in range(4)]), data.labels)
+    assert np.array_equal(again.steps, data.steps) and np.array_equal(again.channels, data.channels)
+    with pytest.raises(ValueError, match="two spikes in one"):
+        SpikeData.from_event_lists(2, 5, [([1, 1], [0, 0])], [0])
+
+
+def test_training_reduces_loss_and_checkpoints(tmp_path):
+    spec = random_network(seed=5, n_hidden=20, n_out=2)
+    spec = spec.with_weights({"input->hidden": 4 * spec.connection("input->hidden").weight})
+    rng = np.random.default_rng(0)
+    # two classes: channels 0-2 or channels 2-4 fire, at random times
+    events, labels = [], []
+    for i in range(64):
+        label = i % 2
+        events.append((rng.integers(0, 30, 3), np.arange(3) + 2 * label))
+        labels.append(label)
+    data = SpikeData.from_event_lists(5, spec.n_steps, events, labels)
+    before = evaluate(spec, data)
+    assert before["spikes_per_sample"]["hidden"] > 5
+    best, history = train(spec, data, data, TrainSettings(epochs=8, batch_size=16, learning_rate=0.05), tmp_path)
+    after = evaluate(best, data)
+    assert after["loss"] < 0.5 * before["loss"]
+    assert after["accuracy"] == 1.0
+    assert len((tmp_path / "history.jsonl").read_text().splitlines()) == 8
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.npz")
+    assert checkpoint["best"] == best
+    assert checkpoint["meta"]["epoch"] == 7
