@@ -68,7 +68,7 @@ def _cli_error(capsys, argv):
     (lambda t: ["train", str(t / "missing.toml")], "missing.toml: config file not found"),
     (lambda t: ["train", str(write(t, "[train]\nbogus = 1\n")), "--out", str(t / "r")], "unknown key 'train.bogus'"),
     (lambda t: ["train", str(write(t, "[network]\nhidden = 'x'\n")), "--out", str(t / "r")], "'network.hidden'"),
-    (lambda t: ["quantise", str(t / "norun")], "checkpoint.npz: checkpoint not found"),
+    (lambda t: ["quantise", str(t / "norun")], "not an evprop run directory (no config.toml"),
     (lambda t: ["quantise", str(_bad_checkpoint(t))], "not a readable checkpoint"),
     (lambda t: ["gradcheck", "--reference", str(t / "none.json"), "--case", "A"], "reference file not found"),
     (lambda t: ["gradcheck", "--reference", str(write(t, "[1, 2]", "r.json")), "--case", "A"], "tiny_cases.json format"),

@@ -20,11 +20,12 @@ import numpy as np
 
 from .. import __version__
 from ..export.nir import export_nir
-from ..export.quantise import load_fixed_point, quantise, save_fixed_point
+from ..export.quantise import add_headroom, load_fixed_point, quantise, save_fixed_point
 from ..hw_sim.emulator import emulate
 from ..hw_sim.lava_sim import run_lava
 from ..hw_sim.verify import compare
 from ..model.io import atomic_write
+from ..train.engine import state_bounds
 from ..train.trainer import TrainSettings, best_epoch, evaluate, load_checkpoint, train
 from .build import initial_network, load_splits, n_classes
 from .config import dump_toml, load_config
@@ -46,7 +47,10 @@ def _read_json(path: Path, what: str) -> dict:
 
 def run_config(run_dir: Path) -> dict:
     """The resolved configuration a run was made with."""
-    return load_config(Path(run_dir) / "config.toml")
+    path = Path(run_dir) / "config.toml"
+    if not path.is_file():
+        raise ValueError(f"{run_dir}: not an evprop run directory (no config.toml; run `evprop train` first)")
+    return load_config(path)
 
 
 def trained_network(run_dir: Path):
@@ -97,11 +101,13 @@ def quantise_stage(run_dir: Path, splits: dict | None = None) -> dict:
     config = run_config(run_dir)
     splits = splits or load_splits(config)
     q = config["quantise"]
+    spec = trained_network(run_dir)
     calibration = splits["train"].subset(np.arange(min(q["calibration_samples"], len(splits["train"]))))
-    fixed, quant_report = quantise(trained_network(run_dir), calibration, q["percentile"])
+    fixed, quant_report = quantise(spec, state_bounds(spec, calibration), q["percentile"])
+    add_headroom(quant_report, fixed, emulate(fixed, calibration, record_hidden=False))
     save_fixed_point(run_dir / "fixed_point.npz", fixed)
-    emulated = emulate(fixed, splits["test"])
-    summary = {"fixed_point_test_accuracy": float(np.mean(emulated.predictions == splits["test"].labels)),
+    emulated = emulate(fixed, splits["test"], record_hidden=False)
+    summary = {"fixed_point_test_accuracy": accuracy(spec, emulated, splits["test"]),
                "n_test": len(splits["test"]), "counts": target_counts(emulated), "quantisation": quant_report}
     log.info("fixed point (emulator): test %.2f%%", 100 * summary["fixed_point_test_accuracy"])
     _write_json(run_dir / "quantise.json", summary)
@@ -133,7 +139,7 @@ def verify_stage(run_dir: Path, samples: int | None = None, timeout_s: float | N
     verify_s = time.perf_counter() - t0
     equivalence = compare(emulate(load_fixed_point(run_dir / "fixed_point.npz"), subset), lava)
     summary = {k: v for k, v in equivalence.items() if k != "per_sample"}
-    summary.update({"lava_test_accuracy": float(np.mean(lava.predictions == subset.labels)),
+    summary.update({"lava_test_accuracy": accuracy(trained_network(run_dir), lava, subset),
                     "verify_s": verify_s})
     log.info("Lava (%d samples): test %.2f%%, bit-exact with the emulator: %s (%.1f s)", summary["n_samples"],
              100 * summary["lava_test_accuracy"], summary["bit_exact"], verify_s)
@@ -184,11 +190,16 @@ def run_pipeline(config: dict, run_dir: Path) -> dict:
     return report_stage(run_dir)
 
 
+def accuracy(spec, result, data) -> float:
+    """Test accuracy of a fixed-point run (emulator or Lava): the spec's readout of the output voltages."""
+    return float(np.mean(spec.scores(result.v_out_float).argmax(axis=1) == data.labels))
+
+
 def target_counts(emulated) -> dict:
     """Per-inference event counts of the fixed-point target, from the emulator."""
-    n_samples = len(emulated.predictions)
+    n_samples = emulated.n_samples
     return {"spikes_per_layer": {name: float(np.sum(c)) / n_samples for name, c in emulated.spike_counts.items()},
-            "synaptic_ops": float(np.sum(emulated.synaptic_ops)) / n_samples,
+            "synaptic_ops": float(np.sum(emulated.synops)) / n_samples,
             "neuron_updates": float(np.sum(emulated.neuron_updates)) / n_samples,
             "active_neuron_updates": float(np.sum(emulated.active_neuron_updates)) / n_samples}
 

@@ -32,20 +32,32 @@ class ForwardResult:
     tape_len: np.ndarray        # [B]
     spike_count: np.ndarray     # [B, n_neurons] spikes per neuron (taped or not)
     dropped: dict               # layer name -> spikes not taped (only with allow_overflow)
+    state_max: np.ndarray       # [B, n_neurons, 3] max |g*arrivals|, |g*J|, |V| (zeros unless track_state)
+
+    def spike_raster(self, neurons: slice) -> np.ndarray:
+        """Taped spikes of the neurons in `neurons` as bool [B, T, n]."""
+        n_batch, n_steps = self.v_out.shape[:2]
+        raster = np.zeros((n_batch, n_steps, neurons.stop - neurons.start), dtype=bool)
+        for b in range(n_batch):
+            steps, who = self.tape_step[b, :self.tape_len[b]], self.tape_neuron[b, :self.tape_len[b]]
+            sel = (who >= neurons.start) & (who < neurons.stop)
+            raster[b, steps[sel], who[sel] - neurons.start] = True
+        return raster
 
 
 def forward(net: CompiledNetwork, data: SpikeData, max_spikes: int, allow_overflow: bool = False,
-            mlgenn_last_step: bool = False) -> ForwardResult:
+            mlgenn_last_step: bool = False, track_state: bool = False) -> ForwardResult:
     """Simulate every sample of `data` (one batch). A neuron firing more than `max_spikes` times is an error
-    naming its layer and the capacity, unless `allow_overflow`, in which case the untaped spikes are counted."""
+    naming its layer and the capacity, unless `allow_overflow`, in which case the untaped spikes are counted.
+    track_state records the largest input, current and voltage of every neuron (quantiser calibration)."""
     if data.n_channels != net.n_in or data.n_steps != net.spec.n_steps:
         raise ValueError(f"data has {data.n_channels} channels x {data.n_steps} steps, the network expects "
                          f"{net.n_in} x {net.spec.n_steps}")
     cut = net.spec.n_steps - 1 if mlgenn_last_step else NO_CUT
-    v_out, t_step, t_neuron, t_imv, t_len, counts, overflow = forward_kernel(
+    v_out, t_step, t_neuron, t_imv, t_len, counts, overflow, state_max = forward_kernel(
         data.steps, data.channels, data.offsets, net.spec.n_steps, net.n_in, net.alpha, net.beta, net.g,
         net.theta, net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.w_flat, net.d_flat, net.ring_len,
-        net.n_out, max_spikes, n_chunks_for(len(data)), cut)
+        net.n_out, max_spikes, n_chunks_for(len(data)), cut, track_state)
     dropped = {}
     if np.any(overflow != OVERFLOW_NONE):
         if not allow_overflow:
@@ -58,7 +70,20 @@ def forward(net: CompiledNetwork, data: SpikeData, max_spikes: int, allow_overfl
                 f"(raise train.max_spikes or set train.allow_overflow = true)")
         excess = np.maximum(counts - max_spikes, 0).sum(axis=0)
         dropped = {name: int(v.sum()) for name, v in net.per_layer(excess).items()}
-    return ForwardResult(v_out, t_step, t_neuron, t_imv, t_len, counts, dropped)
+    return ForwardResult(v_out, t_step, t_neuron, t_imv, t_len, counts, dropped, state_max)
+
+
+def state_bounds(spec, data: SpikeData, max_spikes: int = 1000, batch_size: int = 256) -> dict:
+    """{layer name: {'max_abs_arrival', 'max_abs_u', 'max_abs_v'}} of the float network on `data` [V units]:
+    the largest g*arrivals in one step, g*J (Lava's u) and V (before reset) over all samples, steps and neurons."""
+    net = CompiledNetwork.from_spec(spec)
+    worst = np.zeros((net.n_neurons, 3))
+    for start in range(0, len(data), batch_size):
+        batch = data.subset(np.arange(start, min(start + batch_size, len(data))))
+        fwd = forward(net, batch, max_spikes, allow_overflow=True, track_state=True)
+        worst = np.maximum(worst, fwd.state_max.max(axis=0))
+    return {name: dict(zip(("max_abs_arrival", "max_abs_u", "max_abs_v"), (float(x) for x in w.max(axis=1))))
+            for name, w in net.per_layer(worst.T).items()}
 
 
 def backward(net: CompiledNetwork, data: SpikeData, fwd: ForwardResult, dl_dv_out: np.ndarray,

@@ -45,10 +45,12 @@ OVERFLOW_NONE = -1
 @njit(cache=True, parallel=True)
 def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta, g, theta,
                    seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, ring_len, n_out,
-                   max_spikes, n_chunks, current_cut_step):
+                   max_spikes, n_chunks, current_cut_step, track_state):
     """Run a batch forward. Returns (v_out [B, T, n_out], tape_step, tape_neuron, tape_imv [B, C], tape_len [B],
-    spike_count [B, n], overflow_neuron [B]). `overflow_neuron[b]` is the first neuron whose spike count exceeded
-    `max_spikes` (its later spikes still act on the network but are not taped), or -1.
+    spike_count [B, n], overflow_neuron [B], state_max [B, n, 3]). `overflow_neuron[b]` is the first neuron whose
+    spike count exceeded `max_spikes` (its later spikes still act on the network but are not taped), or -1.
+    With track_state, state_max[b, n] holds max |g * arrivals of one step|, max |g * J| and max |V| (before the
+    reset): the ranges the fixed-point target must represent (Lava's a_in, u and v).
 
     current_cut_step: -1 normally; mlGeNN zeroes every synaptic current and delay buffer at the start of the last
     step (CONVENTIONS 'Last step quirk'); giving that step here reproduces it for comparisons with its output."""
@@ -62,6 +64,7 @@ def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta
     tape_len = np.zeros(n_batch, dtype=np.int64)
     spike_count = np.zeros((n_batch, n_neurons), dtype=np.int32)
     overflow_neuron = np.full(n_batch, OVERFLOW_NONE, dtype=np.int32)
+    state_max = np.zeros((n_batch, n_neurons, 3))
     out0 = n_neurons - n_out
     for chunk in prange(n_chunks):
         v = np.zeros(n_neurons)
@@ -81,10 +84,15 @@ def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta
                     cur[:] = 0.0
                 n_spiked = 0
                 for n in range(n_neurons):
-                    j = cur[n] + ring[n, slot]
+                    arrived = ring[n, slot]
+                    j = cur[n] + arrived
                     ring[n, slot] = 0.0
                     vn = alpha[n] * v[n] + g[n] * j
                     cur[n] = beta[n] * j
+                    if track_state:
+                        state_max[b, n, 0] = max(state_max[b, n, 0], abs(g[n] * arrived))
+                        state_max[b, n, 1] = max(state_max[b, n, 1], abs(g[n] * j))
+                        state_max[b, n, 2] = max(state_max[b, n, 2], abs(vn))
                     if vn >= theta[n]:
                         spike_count[b, n] += 1
                         if spike_count[b, n] <= max_spikes:
@@ -111,7 +119,7 @@ def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta
                     _propagate(n_in + spiked[i], k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, ring,
                                ring_len)
             tape_len[b] = n_tape
-    return v_out, tape_step, tape_neuron, tape_imv, tape_len, spike_count, overflow_neuron
+    return v_out, tape_step, tape_neuron, tape_imv, tape_len, spike_count, overflow_neuron, state_max
 
 
 @njit(inline="always")

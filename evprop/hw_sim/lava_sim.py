@@ -1,0 +1,224 @@
+"""Run a NIR file (written by evprop.export.nir.export_nir with a FixedPointSpec) on Lava 0.10's bit-accurate CPU
+models (`Loihi2SimCfg(select_tag="fixed_pt")`), in a child process with a hard timeout.
+
+The Lava network is built from the file alone (`nir.read`, node metadata integers): per CubaLIF/CubaLI node a
+`RecordingLIF` (Lava's fixed-point LIF arithmetic; the LI readout is a LIF with vth = 131071), per
+(source, target) pair of Linear branches one `Dense` (all delays 0) or `DelayDense` (Delay nodes give the branch
+delays) with the exact integer weights, weight_exp and an explicit sign_mode, and an `EventSource` for the
+input. All samples run in ONE Lava run: sample i occupies a window of n_steps + max_delay + 1 time steps; the
+padding holds neurons at zero so the synapse buffers drain (evprop.hw_sim.lava_procs.procs). Every layer writes
+its spikes and v to an npz at the last step; nothing is read through Var.get or Monitor.
+
+Alignment (measured): a spike sent in Lava time step t reaches u in t + 1 + d (Dense adds one step), so our
+step k of sample i is time step i*window + 1 + k for inputs and neurons alike: the DESIGN step "emitted in s,
+arrives in s + 1 + d" holds without any offset.
+
+Why a child process: Lava hangs instead of raising when a process model fails (notes 2b). On timeout the
+child's whole process group is killed and a TimeoutError names the limit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class LavaResult:
+    """Per-sample Lava results in the emulator's layout.
+
+    hidden_spikes: {LIF layer: bool [B, T, n]};  v_out: int32 [B, T, n_out];  v_out_float = v_out * v_lsb
+    run_time_s: Lava compile + run (inside the child);  total_time_s: including process start and I/O
+    """
+
+    hidden_spikes: dict
+    v_out: np.ndarray
+    v_out_float: np.ndarray
+    run_time_s: float
+    total_time_s: float
+
+    @property
+    def n_samples(self) -> int:
+        return self.v_out.shape[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# parent side
+
+
+def run_lava(nir_path, data, n_samples: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+             workdir=None) -> LavaResult:
+    """Run the first `n_samples` samples of `data` (SpikeData; all if None) through the network in `nir_path`
+    on Lava fixed_pt, in a child process killed after `timeout_s` seconds."""
+    from evprop.export.nir import read_graph
+
+    read_graph(nir_path)                                   # bad files fail here, in the parent, with a ValueError
+    n = len(data) if n_samples is None else min(int(n_samples), len(data))
+    subset = data.subset(np.arange(n))
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="evprop-lava-") as tmp:
+        tmp = Path(tmp)
+        np.savez(tmp / "data.npz", steps=subset.steps, channels=subset.channels, offsets=subset.offsets,
+                 n_steps=subset.n_steps, n_channels=subset.n_channels)
+        _run_child([sys.executable, "-m", "evprop.hw_sim.lava_sim", str(Path(nir_path).resolve()),
+                    str(tmp / "data.npz"), str(tmp)], timeout_s, tmp)
+        result = _collect(tmp)
+    log.info("Lava fixed_pt: %d samples x %d steps in %.2f s (run), %.2f s (total)", n, subset.n_steps,
+             result["run_time_s"], time.perf_counter() - started)
+    return LavaResult(result["hidden"], result["v_out"], result["v_out_float"], result["run_time_s"],
+                      time.perf_counter() - started)
+
+
+def _run_child(cmd: list, timeout_s: float, tmp: Path) -> None:
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    with open(tmp / "child.log", "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            rc = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise TimeoutError(f"Lava run did not finish within its hard timeout of {timeout_s:g} s (child process "
+                               f"group killed); a failing Lava process model hangs instead of raising") from None
+    if rc != 0:
+        tail = (tmp / "child.log").read_text(errors="replace").strip().splitlines()[-15:]
+        raise RuntimeError(f"Lava child process failed (exit code {rc}):\n" + "\n".join(tail))
+
+
+def _collect(tmp: Path) -> dict:
+    plan = json.loads((tmp / "done.json").read_text())
+    hidden, v_out = {}, None
+    for entry in plan["layers"]:
+        with np.load(tmp / entry["file"]) as rec:
+            if entry["kind"] == "lif":
+                hidden[entry["name"]] = rec["spikes"]
+            else:
+                v_out = rec["v"]
+                v_lsb = entry["v_lsb"]
+    return {"hidden": hidden, "v_out": v_out, "v_out_float": v_out.astype(np.float64) * v_lsb,
+            "run_time_s": plan["run_time_s"]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# child side: NIR graph -> Lava processes
+
+
+@dataclass(frozen=True)
+class _Synapses:
+    source: str
+    target: str
+    weight: np.ndarray      # int32 [post, pre]
+    delay: np.ndarray       # int32 [post, pre]
+    weight_exp: int
+    sign_mode: str
+
+
+def lava_plan(graph) -> tuple:
+    """From an evprop NIR graph: (input (name, size), neurons [(name, node)], synapses [_Synapses]) using only
+    the graph's nodes, edges and integer metadata."""
+    import nir
+    from evprop.export.nir import s_to_ms
+
+    if not bool(graph.metadata.get("fixed_point", False)):
+        raise ValueError("NIR graph holds no fixed-point integers (export it with fixed_point=...)")
+    dt_ms = float(graph.metadata["dt_ms"])
+    inputs = [(k, n) for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
+    if len(inputs) != 1:
+        raise ValueError(f"NIR graph has {len(inputs)} Input nodes, expected 1")
+    neurons = [(k, n) for k, n in graph.nodes.items() if isinstance(n, (nir.CubaLIF, nir.CubaLI))]
+    groups = {}
+    for key, node in graph.nodes.items():
+        if not isinstance(node, nir.Linear):
+            continue
+        pre = [a for a, b in graph.edges if b == key]
+        post = [b for a, b in graph.edges if a == key]
+        if len(pre) != 1 or len(post) != 1:
+            raise ValueError(f"Linear '{key}' must have one source and one target")
+        target, d = post[0], 0
+        if isinstance(graph.nodes[target], nir.Delay):
+            steps = s_to_ms(graph.nodes[target].delay) / dt_ms
+            d = int(np.rint(steps[0]))
+            if not np.allclose(steps, d, atol=1e-6):
+                raise ValueError(f"Delay '{target}' is not a whole, uniform number of steps")
+            target = [b for a, b in graph.edges if a == post[0]][0]
+        mant = np.asarray(node.metadata["weight_mant"]).astype(np.int32)
+        meta = (int(node.metadata["weight_exp"]), str(node.metadata["sign_mode"]))
+        entry = groups.setdefault((pre[0], target), {"w": np.zeros_like(mant), "d": np.zeros_like(mant),
+                                                     "meta": meta})
+        if entry["meta"] != meta:
+            raise ValueError(f"Linear branches into '{target}' from '{pre[0]}' disagree on weight_exp/sign_mode")
+        entry["w"] += mant
+        entry["d"][mant != 0] = d
+    synapses = [_Synapses(s, t, e["w"], e["d"], e["meta"][0], e["meta"][1]) for (s, t), e in groups.items()]
+    return (inputs[0][0], int(np.asarray(inputs[0][1].input_type["input"])[0])), neurons, synapses
+
+
+def _child(nir_path: str, data_path: str, out_dir: str) -> None:
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.dense.process import Dense, DelayDense
+    from lava.utils.weightutils import SignMode
+
+    from evprop.export.nir import read_graph
+    from evprop.hw_sim.lava_procs.procs import EventSource, RecordingLIF
+
+    graph = read_graph(nir_path)
+    (in_name, in_size), neurons, synapses = lava_plan(graph)
+    with np.load(data_path) as data:
+        steps, channels, offsets = data["steps"], data["channels"], data["offsets"]
+        n_steps = int(data["n_steps"])
+    n_samples = len(offsets) - 1
+    max_delay = max([int(s.delay.max(initial=0)) for s in synapses], default=0)
+    window = n_steps + max_delay + 1
+    sample = np.repeat(np.arange(n_samples), np.diff(offsets))
+    time_step = sample * window + 1 + steps.astype(np.int64)
+    order = np.argsort(time_step, kind="stable")
+    np.savez(Path(out_dir) / "events.npz", time_step=time_step[order], channel=channels[order].astype(np.int64))
+    total = n_samples * window
+    procs = {in_name: EventSource(size=in_size, events_path=str(Path(out_dir) / "events.npz"), name=in_name)}
+    layers = []
+    for i, (name, node) in enumerate(neurons):
+        m = node.metadata
+        file = f"layer{i}.npz"
+        procs[name] = RecordingLIF(shape=(len(m["du"]),), du=np.asarray(m["du"]), dv=np.asarray(m["dv"]),
+                                   vth=int(m["vth"]), name=name, window=window, n_active=n_steps,
+                                   n_samples=n_samples, out_path=str(Path(out_dir) / file))
+        layers.append({"name": name, "kind": str(m["kind"]), "file": file, "v_lsb": float(m["v_lsb"])})
+    for syn in synapses:
+        kwargs = dict(weights=syn.weight, weight_exp=syn.weight_exp, num_weight_bits=8,
+                      sign_mode=SignMode[syn.sign_mode.upper()], name=f"{syn.source}->{syn.target}")
+        conn = Dense(**kwargs) if not syn.delay.any() else \
+            DelayDense(delays=syn.delay.astype(int), max_delay=int(syn.delay.max()), **kwargs)
+        procs[syn.source].s_out.connect(conn.s_in)
+        conn.a_out.connect(procs[syn.target].a_in)
+    started = time.perf_counter()
+    first = procs[neurons[0][0]]
+    first.run(condition=RunSteps(num_steps=total), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+    first.stop()
+    run_time = time.perf_counter() - started
+    missing = [e["file"] for e in layers if not (Path(out_dir) / e["file"]).is_file()]
+    if missing:
+        raise RuntimeError(f"Lava run ended without the recordings {missing}")
+    (Path(out_dir) / "done.json").write_text(json.dumps({"layers": layers, "run_time_s": run_time,
+                                                         "window": window, "n_samples": n_samples}))
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    _child(*sys.argv[1:4])

@@ -1,0 +1,55 @@
+"""Small random networks and inputs for the deployment tests (quantise, emulator, NIR, Lava)."""
+
+import numpy as np
+
+from evprop.data.spikes import SpikeData
+from evprop.model.spec import Connection, InputLayer, LIFLayer, LILayer, NetworkSpec
+
+
+def make_network(seed=0, n_in=5, n_hidden=30, n_out=3, n_steps=60, recurrent=True, max_delay=0,
+                 per_neuron_taus=False, readout="sum_exp"):
+    """5 -> 30 (recurrent) -> 3 network whose hidden neurons fire several times on `make_data` inputs.
+    W [pre, post] ~ N(0.5, 0.3) input, N(0, 0.05) recurrent, N(0, 0.3) output; delays U(0, max_delay)."""
+    rng = np.random.default_rng(seed)
+
+    def taus(n, base):
+        return base * rng.uniform(0.7, 1.3, n) if per_neuron_taus else base
+
+    def conn(src, tgt, w, delayed=True):
+        if max_delay and delayed:
+            return Connection(src, tgt, w, rng.uniform(0, max_delay, w.shape), max_delay)
+        return Connection(src, tgt, w)
+
+    conns = [conn("input", "hidden", rng.normal(0.5, 0.3, (n_in, n_hidden)))]
+    if recurrent:
+        conns.append(conn("hidden", "hidden", rng.normal(0.0, 0.05, (n_hidden, n_hidden))))
+    conns.append(conn("hidden", "output", rng.normal(0.0, 0.3, (n_hidden, n_out)), delayed=False))
+    layers = (InputLayer("input", n_in), LIFLayer("hidden", n_hidden, taus(n_hidden, 20.0), taus(n_hidden, 5.0)),
+              LILayer("output", n_out, taus(n_out, 20.0), taus(n_out, 5.0)))
+    return NetworkSpec(1.0, n_steps, layers, tuple(conns), readout)
+
+
+def make_data(seed=0, n_samples=20, n_steps=60, n_in=5, rate=0.1):
+    """Random input spikes (probability `rate` per channel and step)."""
+    rng = np.random.default_rng(seed + 1000)
+    rasters = rng.random((n_samples, n_steps, n_in)) < rate
+    return SpikeData.from_dense(rasters, rng.integers(0, 3, n_samples))
+
+
+def quantise_calibrated(spec, data, percentile=99.0):
+    """What the pipeline does: bound the float network's state on `data`, quantise, add the headroom report."""
+    from evprop.export.quantise import add_headroom, quantise
+    from evprop.hw_sim.emulator import emulate
+    from evprop.train.engine import state_bounds
+    fp, report = quantise(spec, state_bounds(spec, data), percentile)
+    add_headroom(report, fp, emulate(fp, data, record_hidden=False))
+    return fp, report
+
+
+def float_run(spec, data):
+    """The training engine's float forward pass: (hidden spikes bool [B, T, n], output voltages [B, T, n_out])."""
+    from evprop.train.compiled import CompiledNetwork
+    from evprop.train.engine import forward
+    net = CompiledNetwork.from_spec(spec)
+    fwd = forward(net, data, max_spikes=1000)
+    return fwd.spike_raster(net.layer_slices["hidden"]), fwd.v_out
