@@ -76,7 +76,8 @@ SCHEMA = {
     "train": {
         "epochs": Field(int, 30, _at_least_one, "an integer >= 1"),
         "batch_size": Field(int, 32, _at_least_one, "an integer >= 1"),
-        "learning_rate": Field(NUMBER, 2e-3, _positive, "a learning rate > 0"),
+        "learning_rate": Field(NUMBER, 2e-3, _non_negative, "a learning rate >= 0 (0: weights fixed)"),
+        "delay_learning_rate": Field(NUMBER, 0.0, _non_negative, "a learning rate >= 0 (0: delays fixed)"),
         "lr_decay_per_epoch": Field(NUMBER, 1.0, lambda x: 0 < x <= 1, "a factor in (0, 1]"),
         "seed": Field(int, 0, None, "an integer"),
         "loss": _one_of("cross_entropy"),

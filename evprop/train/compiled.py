@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..model.spec import LIFLayer, NetworkSpec, discretise
+from ..model.spec import LIFLayer, NetworkSpec, discretise, used_delay_steps
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,8 +31,10 @@ class CompiledNetwork:
     seg_tgt0: np.ndarray        # first target neuron of each segment
     conn_slices: dict           # connection name -> slice of the flat weight vector ([pre, post] row-major)
     w_flat: np.ndarray
-    d_flat: np.ndarray          # used integer delays
-    ring_len: int               # max_delay + 1
+    delay_flat: np.ndarray      # float delays [steps] (learned ones move)
+    max_delay_flat: np.ndarray  # max_delay_steps of each synapse's connection
+    d_flat: np.ndarray          # used integer delays: clip(round(delay_flat), 0, max_delay_flat)
+    ring_len: int               # largest max_delay_steps + 1 (delays may grow up to it while learning)
 
     @classmethod
     def from_spec(cls, spec: NetworkSpec) -> "CompiledNetwork":
@@ -50,12 +52,13 @@ class CompiledNetwork:
         def source_index(layer_name, i):
             return i if layer_name == spec.input.name else n_in + layer_slices[layer_name].start + i
 
-        conn_slices, w_parts, d_parts, segments, offset = {}, [], [], [], 0
+        conn_slices, w_parts, d_parts, max_parts, segments, offset = {}, [], [], [], [], 0
         for conn in spec.connections:
             n_pre, n_post = conn.weight.shape
             conn_slices[conn.name] = slice(offset, offset + n_pre * n_post)
             w_parts.append(conn.weight.ravel())
-            d_parts.append(conn.delay_steps().ravel())
+            d_parts.append(conn.delay.ravel())
+            max_parts.append(np.full(n_pre * n_post, conn.max_delay_steps))
             tgt0 = layer_slices[conn.target].start
             segments += [(source_index(conn.source, i), offset + i * n_post, n_post, tgt0) for i in range(n_pre)]
             offset += n_pre * n_post
@@ -64,14 +67,28 @@ class CompiledNetwork:
         counts = np.bincount([s[0] for s in segments], minlength=n_sources) if segments \
             else np.zeros(n_sources, dtype=np.int64)
         seg = np.array(segments, dtype=np.int64).reshape(-1, 4)
-        d_flat = np.concatenate(d_parts).astype(np.int32) if d_parts else np.zeros(0, dtype=np.int32)
+        delay_flat = np.concatenate(d_parts) if d_parts else np.zeros(0)
+        max_delay_flat = np.concatenate(max_parts) if max_parts else np.zeros(0)
         return cls(spec=spec, n_in=n_in, n_out=spec.output.size, layer_slices=layer_slices,
                    alpha=alpha, beta=beta, g=g, theta=theta, tau_mem=taus_m, tau_syn=taus_s,
                    seg_ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
                    seg_w0=seg[:, 1].copy(), seg_len=seg[:, 2].copy(), seg_tgt0=seg[:, 3].copy(),
                    conn_slices=conn_slices,
                    w_flat=np.concatenate(w_parts) if w_parts else np.zeros(0),
-                   d_flat=d_flat, ring_len=int(d_flat.max(initial=0)) + 1)
+                   delay_flat=delay_flat, max_delay_flat=max_delay_flat,
+                   d_flat=used_delay_steps(delay_flat, max_delay_flat),
+                   ring_len=max((c.max_delay_steps for c in spec.connections), default=0) + 1)
+
+    def clamp_delays(self) -> None:
+        """After a delay update: clamp the float delays to [0, max_delay] and refresh the used integer delays
+        (mlGeNN clamps after each optimiser step, CONVENTIONS 'Learned delays')."""
+        np.clip(self.delay_flat, 0, self.max_delay_flat, out=self.delay_flat)
+        self.d_flat[:] = used_delay_steps(self.delay_flat, self.max_delay_flat)
+
+    def to_spec(self) -> NetworkSpec:
+        """The spec with the current weights and float delays."""
+        return self.spec.with_weights(self.per_connection(self.w_flat.copy()),
+                                      self.per_connection(self.delay_flat.copy()))
 
     @property
     def n_neurons(self) -> int:

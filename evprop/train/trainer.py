@@ -27,7 +27,8 @@ CHECKPOINT_FORMAT = "evprop-checkpoint"
 class TrainSettings:
     epochs: int = 30
     batch_size: int = 32
-    learning_rate: float = 2e-3
+    learning_rate: float = 2e-3          # weights; 0 keeps them fixed
+    delay_learning_rate: float = 0.0     # delays (own Adam, as 003's delay_optimiser); 0 keeps them fixed
     lr_decay_per_epoch: float = 1.0
     seed: int = 0
     loss: str = "cross_entropy"
@@ -89,29 +90,34 @@ def train(spec: NetworkSpec, train_data: SpikeData, val_data: SpikeData, setting
     run_dir/history.jsonl and rewrites run_dir/checkpoint.npz atomically. `progress(epoch, record)` is called
     after each epoch."""
     net = CompiledNetwork.from_spec(spec)
-    params = net.w_flat                      # updated in place: the kernels read it
-    optimiser = Adam(len(params))
+    optimiser = Adam(len(net.w_flat))        # net.w_flat and net.delay_flat are updated in place
+    delay_optimiser = Adam(len(net.delay_flat))
     loss_fn = get_loss(settings.loss)
     best = ((-1.0, 0.0), spec, -1)           # (selection key, network, epoch)
     history = []
     for epoch in range(settings.epochs):
         t0 = time.perf_counter()
         rng = np.random.default_rng([settings.seed, epoch])
-        lr = settings.learning_rate * settings.lr_decay_per_epoch ** epoch
+        decay = settings.lr_decay_per_epoch ** epoch
+        lr, delay_lr = settings.learning_rate * decay, settings.delay_learning_rate * decay
         losses, correct, dropped = [], 0, {}
         hidden_spikes = 0.0
         for idx in batches(len(train_data), settings.batch_size, rng):
             batch = train_data.subset(idx)
             fwd = forward(net, batch, settings.max_spikes, settings.allow_overflow)
             loss, scores, dl_dv = loss_fn(spec, fwd.v_out, batch.labels)
-            grad_w, _ = backward(net, batch, fwd, dl_dv)
-            optimiser.step(params, grad_w, lr)
+            grad_w, grad_d = backward(net, batch, fwd, dl_dv)
+            if lr > 0:
+                optimiser.step(net.w_flat, grad_w, lr)
+            if delay_lr > 0:
+                delay_optimiser.step(net.delay_flat, grad_d, delay_lr)
+                net.clamp_delays()
             losses.append(loss * len(idx))
             correct += int(np.sum(scores.argmax(axis=1) == batch.labels))
             hidden_spikes += float(fwd.spike_count[:, :net.n_neurons - net.n_out].sum())
             for name, n in fwd.dropped.items():
                 dropped[name] = dropped.get(name, 0) + n
-        current = spec.with_weights(net.per_connection(params.copy()))
+        current = net.to_spec()
         val = evaluate(current, val_data, max_spikes=settings.max_spikes, allow_overflow=settings.allow_overflow)
         record = {"epoch": epoch, "loss": float(np.sum(losses) / len(train_data)),
                   "train_accuracy": correct / len(train_data), "validation_accuracy": val["accuracy"],
@@ -123,7 +129,8 @@ def train(spec: NetworkSpec, train_data: SpikeData, val_data: SpikeData, setting
             best = (selection_key(record), current, epoch)
         if run_dir is not None:
             _append_history(Path(run_dir), record)
-            save_checkpoint(Path(run_dir), current, best[1], optimiser, epoch, best[2], best[0][0])
+            save_checkpoint(Path(run_dir), current, best[1], {"adam": optimiser, "delay_adam": delay_optimiser},
+                            epoch, best[2], best[0][0])
         if progress is not None:
             progress(epoch, record)
     return best[1], history
@@ -145,23 +152,30 @@ def _append_history(run_dir: Path, record: dict) -> None:
     atomic_write(path, lambda handle: handle.write(("\n".join(lines) + "\n").encode()))
 
 
-def save_checkpoint(run_dir: Path, current: NetworkSpec, best: NetworkSpec, optimiser: Adam, epoch: int,
+def save_checkpoint(run_dir: Path, current: NetworkSpec, best: NetworkSpec, optimisers: dict, epoch: int,
                     best_epoch: int, best_accuracy: float) -> None:
+    """checkpoint.npz: the current and the best network, every optimiser's state, and the epoch (atomic write)."""
     arrays = {**network_to_arrays(current, "net"), **network_to_arrays(best, "best"),
-              "adam/m": optimiser.m, "adam/v": optimiser.v, "adam/t": np.array(optimiser.t),
               "meta": np.array(json.dumps({"format": CHECKPOINT_FORMAT, "epoch": epoch, "best_epoch": best_epoch,
-                                           "best_validation_accuracy": best_accuracy}))}
+                                           "best_validation_accuracy": best_accuracy,
+                                           "optimisers": sorted(optimisers)}))}
+    for name, opt in optimisers.items():
+        arrays.update({f"{name}/m": opt.m, f"{name}/v": opt.v, f"{name}/t": np.array(opt.t)})
     save_arrays(run_dir / "checkpoint.npz", arrays)
 
 
 def load_checkpoint(path: Path) -> dict:
-    """{'network', 'best', 'meta', 'adam'} from a checkpoint file; anything else is a one-line ValueError."""
+    """{'network', 'best', 'meta', 'optimisers'} from a checkpoint file; anything else is a one-line ValueError."""
     arrays = load_arrays(path, "checkpoint")
     if "meta" not in arrays:
         raise ValueError(f"{path}: not an evprop checkpoint (no 'meta' entry)")
     meta = json.loads(str(arrays["meta"]))
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not an evprop checkpoint (format {meta.get('format')!r})")
+    try:
+        optimisers = {name: {"m": arrays[f"{name}/m"], "v": arrays[f"{name}/v"], "t": int(arrays[f"{name}/t"])}
+                      for name in meta.get("optimisers", [])}
+    except KeyError as err:
+        raise ValueError(f"{path}: checkpoint lacks optimiser state {err}") from None
     return {"network": network_from_arrays(arrays, "net", str(path)),
-            "best": network_from_arrays(arrays, "best", str(path)), "meta": meta,
-            "adam": {"m": arrays["adam/m"], "v": arrays["adam/v"], "t": int(arrays["adam/t"])}}
+            "best": network_from_arrays(arrays, "best", str(path)), "meta": meta, "optimisers": optimisers}

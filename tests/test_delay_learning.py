@@ -1,0 +1,58 @@
+"""Learned delays: the sequence detection task of seed 003 section 2.1 (DIGEST 3.10 test 1)."""
+
+import json
+
+import numpy as np
+
+from conftest import SHARED
+from evprop.data.spikes import SpikeData
+from evprop.model.spec import Connection, InputLayer, LILayer, NetworkSpec
+from evprop.train.compiled import CompiledNetwork
+from evprop.train.engine import backward, forward
+from evprop.train.losses import get_loss
+from evprop.train.trainer import Adam
+
+
+def sequence_detection(presentations=20):
+    """2 inputs -> 2 LI outputs (tau_mem 10 ms, tau_syn 5 ms), weights fixed at 1, max-voltage readout; class 0:
+    input 0 at 0 ms and input 1 at 10 ms, class 1 the reverse; from the 'least optimal' delays [[0, 10], [10, 0]],
+    Adam with learning rate 1 on the delays only, examples in the order 0, 1, 0, 1, ... (the authors' setup,
+    ../shared/reference/mlgenn/seqdet_trajectory.json '_meta')."""
+    spec = NetworkSpec(1.0, 25, (InputLayer("input", 2), LILayer("output", 2, 10.0, 5.0)),
+                       (Connection("input", "output", np.ones((2, 2)), np.array([[0.0, 10.0], [10.0, 0.0]]), 15),),
+                       "max")
+    data = SpikeData.from_event_lists(2, 25, [([0, 10], [0, 1]), ([0, 10], [1, 0])], [0, 1])
+    net = CompiledNetwork.from_spec(spec)
+    optimiser = Adam(len(net.delay_flat))
+    loss = get_loss("cross_entropy")
+    trajectory = []
+    for presentation in range(presentations):
+        sample = data.subset([presentation % 2])
+        fwd = forward(net, sample, max_spikes=4)
+        _, scores, dl_dv = loss(spec, fwd.v_out, sample.labels)
+        _, grad_d = backward(net, sample, fwd, dl_dv)
+        optimiser.step(net.delay_flat, grad_d, 1.0)
+        net.clamp_delays()
+        trajectory.append({"correct": bool(scores.argmax() == sample.labels[0]),
+                           "delays": net.delay_flat.reshape(2, 2).copy()})
+    return trajectory
+
+
+def test_every_presentation_correct_from_12_on():
+    trajectory = sequence_detection(30)
+    assert all(step["correct"] for step in trajectory[11:])
+    assert not trajectory[0]["correct"]           # the start is the least optimal solution
+    final = trajectory[-1]["delays"]
+    # the optimal solution has long delays on the diagonal and short ones off it (DIGEST 3.10)
+    assert final[0, 0] > 12 and final[1, 1] > 12 and final[0, 1] < 2 and final[1, 0] < 2
+    assert np.all(final >= 0) and np.all(final <= 15)
+
+
+def test_delays_move_like_mlgenn():
+    """mlGeNN applies each gradient one batch late; after 16 presentations its delays have moved the same way."""
+    reference = json.loads((SHARED / "reference" / "mlgenn" / "seqdet_trajectory.json").read_text())["adam_0101"]
+    theirs = np.array(reference[15]["delays_after_batch_end"])
+    ours = sequence_detection(16)[-1]["delays"]
+    start = np.array([[0.0, 10.0], [10.0, 0.0]])
+    assert np.all(np.sign(ours - start) == np.sign(theirs - start))
+    assert reference[15]["correct"] == 1
