@@ -365,18 +365,24 @@ def _checks_at(layer, v_lsb, arrival_bound, max_abs_u, max_abs_v) -> dict:
 # quantise
 
 
-def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float = 99.0, li_v_range: float = 8.0):
+def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float = 99.0, li_v_range: float = 8.0,
+             lif_negative_range: float = 16.0):
     """Quantise `spec` to Lava fixed point. Returns (FixedPointSpec, report).
 
-    bounds: None, or {layer name: {'max_abs_arrival', 'max_abs_u', 'max_abs_v'}} [V units] of the float network on
+    bounds: None, or {layer name: {'max_abs_arrival', 'max_abs_u', 'max_v', 'max_neg_v'}} [V units] of the float
+        network on
         calibration data (`evprop.train.engine.state_bounds`): they bound |u|, |V| and the per-step input of every
         population. Without them, messages are bounded by the worst case (every presynaptic neuron spiking at
         once) and the LI output is assumed to stay within +-li_v_range [V].
     percentile: the weight percentile mapped near the top of the 8-bit range (published exporter: 99).
+    lif_negative_range: how far below zero a LIF's v must be representable, in thresholds; a deeper (inhibited)
+        v saturates there (Lava clips v; counted by `add_headroom`), which buys threshold resolution: on the
+        default Yin-Yang network, V reaches -39 thresholds and representing all of it cost 2 pp of accuracy.
     report: {'layers': {name: {...}}, 'connections': {name: {...}}, 'calibrated': bool}; `add_headroom` adds
         what the quantised network did on calibration data.
     """
     layers, conns, report = [], [], {"calibrated": bounds is not None, "percentile": percentile,
+                                     "lif_negative_range": lif_negative_range,
                                      "layers": {}, "connections": {}}
     for layer in spec.neuron_layers:
         incoming = tuple(c for c in spec.connections if c.target == layer.name)
@@ -385,7 +391,11 @@ def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float = 
         units = {c.name: weight_unit([c.weight * g[None, :]], percentile) for c in incoming}
         if bounds is not None:
             s = bounds[layer.name]
-            arrival, max_u, max_v = s["max_abs_arrival"], s["max_abs_u"], s["max_abs_v"]
+            # A LIF's v above threshold spikes and resets whether or not it saturated first, so only its negative
+            # range needs headroom (up to lif_negative_range thresholds); the LI readout needs both signs.
+            max_v = min(s["max_neg_v"], lif_negative_range * layer.threshold) if isinstance(layer, LIFLayer) \
+                else max(s["max_v"], s["max_neg_v"])
+            arrival, max_u = s["max_abs_arrival"], s["max_abs_u"]
         else:
             arrival = _worst_case_arrival(incoming, g)
             max_u, max_v = 0.0, (li_v_range if isinstance(layer, LILayer) else 0.0)

@@ -85,7 +85,8 @@ SCHEMA = {
         "allow_overflow": Field(bool, False),
     },
     "quantise": {
-        "percentile": Field(NUMBER, 99.0, lambda x: 0 < x <= 100, "a percentile in (0, 100]"),
+        "percentile": Field(NUMBER, 99.9, lambda x: 0 < x <= 100, "a percentile in (0, 100]"),
+        "lif_negative_range": Field(NUMBER, 16.0, _positive, "a range > 0 in thresholds"),
         "calibration_samples": Field(int, 500, _at_least_one, "an integer >= 1"),
     },
     "verify": {

@@ -103,7 +103,8 @@ def quantise_stage(run_dir: Path, splits: dict | None = None) -> dict:
     q = config["quantise"]
     spec = trained_network(run_dir)
     calibration = splits["train"].subset(np.arange(min(q["calibration_samples"], len(splits["train"]))))
-    fixed, quant_report = quantise(spec, state_bounds(spec, calibration), q["percentile"])
+    fixed, quant_report = quantise(spec, state_bounds(spec, calibration), q["percentile"],
+                                   lif_negative_range=q["lif_negative_range"])
     add_headroom(quant_report, fixed, emulate(fixed, calibration, record_hidden=False))
     save_fixed_point(run_dir / "fixed_point.npz", fixed)
     emulated = emulate(fixed, splits["test"], record_hidden=False)

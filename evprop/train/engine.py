@@ -32,7 +32,7 @@ class ForwardResult:
     tape_len: np.ndarray        # [B]
     spike_count: np.ndarray     # [B, n_neurons] spikes per neuron (taped or not)
     dropped: dict               # layer name -> spikes not taped (only with allow_overflow)
-    state_max: np.ndarray       # [B, n_neurons, 3] max |g*arrivals|, |g*J|, |V| (zeros unless track_state)
+    state_max: np.ndarray       # [B, n_neurons, 4] max |g*arrivals|, |g*J|, V, -V (zeros unless track_state)
 
     def spike_raster(self, neurons: slice) -> np.ndarray:
         """Taped spikes of the neurons in `neurons` as bool [B, T, n]."""
@@ -74,28 +74,32 @@ def forward(net: CompiledNetwork, data: SpikeData, max_spikes: int, allow_overfl
 
 
 def state_bounds(spec, data: SpikeData, max_spikes: int = 1000, batch_size: int = 256) -> dict:
-    """{layer name: {'max_abs_arrival', 'max_abs_u', 'max_abs_v'}} of the float network on `data` [V units]:
-    the largest g*arrivals in one step, g*J (Lava's u) and V (before reset) over all samples, steps and neurons."""
+    """{layer name: {'max_abs_arrival', 'max_abs_u', 'max_v', 'max_neg_v'}} of the float network on `data`
+    [V units]: the largest |g*arrivals| in one step, |g*J| (Lava's u), V and -V (before reset) over all samples,
+    steps and neurons."""
     net = CompiledNetwork.from_spec(spec)
-    worst = np.zeros((net.n_neurons, 3))
+    worst = np.zeros((net.n_neurons, 4))
     for start in range(0, len(data), batch_size):
         batch = data.subset(np.arange(start, min(start + batch_size, len(data))))
         fwd = forward(net, batch, max_spikes, allow_overflow=True, track_state=True)
         worst = np.maximum(worst, fwd.state_max.max(axis=0))
-    return {name: dict(zip(("max_abs_arrival", "max_abs_u", "max_abs_v"), (float(x) for x in w.max(axis=1))))
+    return {name: dict(zip(("max_abs_arrival", "max_abs_u", "max_v", "max_neg_v"), (float(x) for x in w.max(axis=1))))
             for name, w in net.per_layer(worst.T).items()}
 
 
 def backward(net: CompiledNetwork, data: SpikeData, fwd: ForwardResult, dl_dv_out: np.ndarray,
              spike_jump: np.ndarray | None = None, mlgenn_last_step: bool = False):
     """EventProp gradients of the batch. dl_dv_out [B, T, n_out]: the loss's derivative per output voltage.
-    spike_jump [B, n_neurons]: extra Lam_V jump at each taped spike (regulariser). Returns flat (grad_w, grad_d)."""
+    spike_jump [B, n_neurons]: extra Lam_V jump at each taped spike (regulariser). Returns flat (grad_w, grad_d),
+    grad_d = dL/d(delay in steps), the unit Connection.delay is stored in."""
     if spike_jump is None:
         spike_jump = np.zeros((len(data), net.n_neurons))
     cut = net.spec.n_steps - 1 if mlgenn_last_step else NO_CUT
-    return backward_kernel(
+    grad_w, grad_d_per_ms = backward_kernel(
         data.steps, data.channels, data.offsets, net.spec.n_steps, net.n_in, net.alpha, net.beta, net.g,
         net.theta, net.tau_mem, net.tau_syn, net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.w_flat,
         net.d_flat, net.ring_len, net.n_out, fwd.tape_step, fwd.tape_neuron, fwd.tape_imv, fwd.tape_len,
         np.ascontiguousarray(dl_dv_out, dtype=np.float64), np.ascontiguousarray(spike_jump, dtype=np.float64),
         n_chunks_for(len(data)), cut)
+    # the kernel's delay gradient is per ms of delay (003 eq. (6)); delays are parameters in steps of dt
+    return grad_w, grad_d_per_ms * net.spec.dt_ms

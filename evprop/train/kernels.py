@@ -28,7 +28,7 @@ lambda_I = -Lam_J / tau_syn relate them to the papers'):
 
     Lam_V(k) = Lam_V^+ + [theta Lam_V^+ + tau_mem,n sum_m w_mn H_m(a)] / (I - V)_stored + spike_jump_n
     H_m(a)   = Lam_V,m(a) / tau_mem,m - Lam_J,m(a) / tau_syn,m          (per-neuron history, length max_delay + 1)
-    dL/dd_mn += -w_mn H_m(a)                                             (003 eq. (6): -w (lambda_I - lambda_V))
+    dL/dd_mn += -w_mn H_m(a)    [per ms of delay]                       (003 eq. (6): -w (lambda_I - lambda_V))
 
 Parallelism: trials are split into `n_chunks` fixed chunks run in parallel (prange); each chunk owns its state and
 gradient buffers, so results do not depend on thread scheduling and no two threads write one cache line.
@@ -47,10 +47,10 @@ def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta
                    seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, ring_len, n_out,
                    max_spikes, n_chunks, current_cut_step, track_state):
     """Run a batch forward. Returns (v_out [B, T, n_out], tape_step, tape_neuron, tape_imv [B, C], tape_len [B],
-    spike_count [B, n], overflow_neuron [B], state_max [B, n, 3]). `overflow_neuron[b]` is the first neuron whose
+    spike_count [B, n], overflow_neuron [B], state_max [B, n, 4]). `overflow_neuron[b]` is the first neuron whose
     spike count exceeded `max_spikes` (its later spikes still act on the network but are not taped), or -1.
-    With track_state, state_max[b, n] holds max |g * arrivals of one step|, max |g * J| and max |V| (before the
-    reset): the ranges the fixed-point target must represent (Lava's a_in, u and v).
+    With track_state, state_max[b, n] holds max |g * arrivals of one step|, max |g * J|, max V and max -V (V before
+    the reset): the ranges the fixed-point target must represent (Lava's a_in, u and v).
 
     current_cut_step: -1 normally; mlGeNN zeroes every synaptic current and delay buffer at the start of the last
     step (CONVENTIONS 'Last step quirk'); giving that step here reproduces it for comparisons with its output."""
@@ -64,7 +64,7 @@ def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta
     tape_len = np.zeros(n_batch, dtype=np.int64)
     spike_count = np.zeros((n_batch, n_neurons), dtype=np.int32)
     overflow_neuron = np.full(n_batch, OVERFLOW_NONE, dtype=np.int32)
-    state_max = np.zeros((n_batch, n_neurons, 3))
+    state_max = np.zeros((n_batch, n_neurons, 4))
     out0 = n_neurons - n_out
     for chunk in prange(n_chunks):
         v = np.zeros(n_neurons)
@@ -92,7 +92,8 @@ def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta
                     if track_state:
                         state_max[b, n, 0] = max(state_max[b, n, 0], abs(g[n] * arrived))
                         state_max[b, n, 1] = max(state_max[b, n, 1], abs(g[n] * j))
-                        state_max[b, n, 2] = max(state_max[b, n, 2], abs(vn))
+                        state_max[b, n, 2] = max(state_max[b, n, 2], vn)
+                        state_max[b, n, 3] = max(state_max[b, n, 3], -vn)
                     if vn >= theta[n]:
                         spike_count[b, n] += 1
                         if spike_count[b, n] <= max_spikes:
