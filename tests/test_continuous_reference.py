@@ -11,8 +11,8 @@ relative error ||g_evprop - g_ref|| / ||g_ref|| < 3 % at dt = 0.01 ms and larger
 
 Units: evprop's `backward` returns delay gradients per step of delay (dL/d(d_steps)), the unit `Connection.delay`
 is stored in: a one-step change of a delay changes the loss by grad_d (checked by
-`test_evprop_delay_gradient_is_per_step`); dividing by dt gives dL/d(d_ms). Time-constant gradients are not in evprop yet; the reference's are
-checked in part 1 only.
+`test_evprop_delay_gradient_is_per_step`); dividing by dt gives dL/d(d_ms). Time-constant gradients (per neuron,
+hidden and output) converge the same way.
 """
 
 import math
@@ -239,7 +239,8 @@ def test_fd_reports_a_spike_that_appears():
 # Part 2: evprop against the reference
 # ----------------------------------------------------------------------------------------------------------------
 
-CONVERGENCE_GROUPS = ("w_ih", "w_hh", "w_ho", "d_ih", "d_hh", "d_ho")
+CONVERGENCE_GROUPS = ("w_ih", "w_hh", "w_ho", "d_ih", "d_hh", "d_ho",
+                      "tau_mem_hidden", "tau_syn_hidden", "tau_mem_out", "tau_syn_out")
 
 
 @pytest.fixture(scope="module")
@@ -297,12 +298,15 @@ def evprop_run(net, inputs, labels, dt):
     compiled = CompiledNetwork.from_spec(spec)
     fwd = forward(compiled, data, max_spikes=50)
     loss, _, dl_dv = get_loss("cross_entropy")(spec, fwd.v_out, data.labels)
-    grad_w, grad_d = backward(compiled, data, fwd, dl_dv)
-    gw, gd = compiled.per_connection(grad_w), compiled.per_connection(grad_d)
+    grads_all = backward(compiled, data, fwd, dl_dv)
+    gw, gd = compiled.per_connection(grads_all.weights), compiled.per_connection(grads_all.delays)
     names = {"ih": "input->hidden", "hh": "hidden->hidden", "ho": "hidden->output"}
     grads = {f"w_{k}": gw[v] for k, v in names.items()}
     grads.update({f"d_{k}": gd[v] / dt for k, v in names.items()})   # dL/d(delay in ms), see module doc
     hidden = compiled.layer_slices["hidden"]
+    out = compiled.layer_slices["output"]
+    grads.update({"tau_mem_hidden": grads_all.tau_mem[hidden], "tau_syn_hidden": grads_all.tau_syn[hidden],
+                  "tau_mem_out": grads_all.tau_mem[out], "tau_syn_out": grads_all.tau_syn[out]})
     return loss, fwd.spike_count[:, hidden], grads
 
 

@@ -30,8 +30,8 @@ def sequence_detection(presentations=20):
         sample = data.subset([presentation % 2])
         fwd = forward(net, sample, max_spikes=4)
         _, scores, dl_dv = loss(spec, fwd.v_out, sample.labels)
-        _, grad_d = backward(net, sample, fwd, dl_dv)
-        optimiser.step(net.delay_flat, grad_d, 1.0)
+        grads = backward(net, sample, fwd, dl_dv)
+        optimiser.step(net.delay_flat, grads.delays, 1.0)
         net.clamp_delays()
         trajectory.append({"correct": bool(scores.argmax() == sample.labels[0]),
                            "delays": net.delay_flat.reshape(2, 2).copy()})

@@ -39,7 +39,7 @@ def _output_gradient_vs_fd(spec, data, quirk, eps=1e-5):
     net = CompiledNetwork.from_spec(spec)
     fwd = forward(net, data, max_spikes=200, mlgenn_last_step=quirk)
     _, _, dl_dv = get_loss("cross_entropy")(spec, fwd.v_out, data.labels)
-    grad = net.per_connection(backward(net, data, fwd, dl_dv, mlgenn_last_step=quirk)[0])["hidden->output"]
+    grad = net.per_connection(backward(net, data, fwd, dl_dv, mlgenn_last_step=quirk).weights)["hidden->output"]
     w = spec.connection("hidden->output").weight
     fd = np.zeros_like(w)
     for idx in np.ndindex(w.shape):
@@ -105,3 +105,31 @@ def test_batch_results_do_not_depend_on_batch_composition():
     one = forward(net, data.subset([3]), max_spikes=200)
     assert np.array_equal(whole.v_out[3], one.v_out[0])
     assert np.array_equal(whole.spike_count[3], one.spike_count[0])
+
+
+def test_output_time_constant_gradients_equal_finite_differences():
+    """LI outputs never spike, so their tau_mem / tau_syn gradients are exact gradients of the discrete forward
+    pass (per-neuron time constants, delayed output synapses)."""
+    from evprop.model.spec import LILayer
+    spec = random_network(seed=6, max_delay=4)
+    out = spec.output
+    out = LILayer(out.name, out.size, [18.0, 21.0, 25.0], [4.0, 5.5, 7.0])
+    spec = type(spec)(spec.dt_ms, spec.n_steps, spec.layers[:-1] + (out,), spec.connections, spec.readout)
+    data = random_inputs(spec, n_samples=3)
+    net = CompiledNetwork.from_spec(spec)
+    fwd = forward(net, data, max_spikes=200)
+    _, _, dl_dv = get_loss("cross_entropy")(spec, fwd.v_out, data.labels)
+    grads = backward(net, data, fwd, dl_dv)
+    sl = net.layer_slices["output"]
+    eps = 1e-5
+    for field, ours in (("tau_mem_ms", grads.tau_mem[sl]), ("tau_syn_ms", grads.tau_syn[sl])):
+        fd = np.zeros(out.size)
+        for j in range(out.size):
+            for sign in (1, -1):
+                taus = {"tau_mem_ms": out.tau_mem_ms.copy(), "tau_syn_ms": out.tau_syn_ms.copy()}
+                taus[field][j] += sign * eps
+                layer = LILayer(out.name, out.size, taus["tau_mem_ms"], taus["tau_syn_ms"])
+                perturbed = type(spec)(spec.dt_ms, spec.n_steps, spec.layers[:-1] + (layer,), spec.connections,
+                                       spec.readout)
+                fd[j] += sign * _loss(perturbed, data) / (2 * eps)
+        assert np.max(np.abs(ours - fd)) <= 1e-4 * np.max(np.abs(fd)), (field, ours, fd)

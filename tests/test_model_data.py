@@ -96,3 +96,23 @@ def test_training_reduces_loss_and_checkpoints(tmp_path):
     checkpoint = load_checkpoint(tmp_path / "checkpoint.npz")
     assert checkpoint["best"] == best
     assert checkpoint["meta"]["epoch"] == 7
+
+
+def test_learned_time_constants_move_and_respect_clamps(tmp_path):
+    from evprop.pipeline.build import initial_taus
+    rng = np.random.default_rng(0)
+    tau_mem, tau_syn = initial_taus({"tau_mem_ms": 20.0, "tau_syn_ms": 5.0, "heterogeneous_taus": True}, 5000, rng)
+    assert abs(tau_mem.mean() - 20.0) < 0.8 and tau_mem.min() >= 3.0 and tau_mem.max() <= 60.0
+    assert abs(tau_syn.mean() - 5.0) < 0.2 and tau_syn.min() >= 1.0 and tau_syn.max() <= 15.0
+    spec = random_network(seed=5, n_hidden=20, n_out=2)
+    spec = spec.with_weights({"input->hidden": 4 * spec.connection("input->hidden").weight})
+    data = random_inputs(spec, n_samples=32, rate=0.05)
+    settings = TrainSettings(epochs=3, batch_size=8, learning_rate=0.0, tau_learning_rate=2.0, min_tau_mem_ms=15.0)
+    before = evaluate(spec, data)
+    best, history = train(spec, data, data, settings, tmp_path)
+    hidden = best.layer("hidden")
+    assert not np.allclose(hidden.tau_mem_ms, 20.0)                   # time constants alone were trained
+    assert hidden.tau_mem_ms.min() >= 15.0 and hidden.tau_syn_ms.min() >= 1.0
+    assert np.array_equal(best.connection("input->hidden").weight, spec.connection("input->hidden").weight)
+    assert evaluate(best, data)["loss"] < before["loss"]
+    assert load_checkpoint(tmp_path / "checkpoint.npz")["best"] == best

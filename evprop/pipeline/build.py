@@ -39,9 +39,19 @@ def initial_network(config: dict, n_inputs: int, n_classes: int) -> NetworkSpec:
                                                                (n_hidden, n_hidden))))
     conns.append(Connection("hidden", "output", rng.normal(0.0, net["output_weight_sd"], (n_hidden, n_classes))))
     layers = (InputLayer("input", n_inputs),
-              LIFLayer("hidden", n_hidden, net["tau_mem_ms"], net["tau_syn_ms"], net["threshold"]),
-              LILayer("output", n_classes, net["tau_mem_ms"], net["tau_syn_ms"]))
+              LIFLayer("hidden", n_hidden, *initial_taus(net, n_hidden, rng), net["threshold"]),
+              LILayer("output", n_classes, *initial_taus(net, n_classes, rng)))
     return NetworkSpec(net["dt_ms"], n_steps(config), layers, tuple(conns), net["readout"])
+
+
+def initial_taus(net: dict, size: int, rng: np.random.Generator):
+    """(tau_mem, tau_syn) per neuron [ms]: the configured values, or with network.heterogeneous_taus
+    Gamma(3, tau/3) draws clipped to [3, 3 tau_mem] and [1, 3 tau_syn] (000 section 4.8, after Perez-Nieves)."""
+    tau_mem, tau_syn = net["tau_mem_ms"], net["tau_syn_ms"]
+    if not net["heterogeneous_taus"]:
+        return np.full(size, tau_mem), np.full(size, tau_syn)
+    return (np.clip(rng.gamma(3.0, tau_mem / 3.0, size), 3.0, 3 * tau_mem),
+            np.clip(rng.gamma(3.0, tau_syn / 3.0, size), 1.0, 3 * tau_syn))
 
 
 def n_classes(splits: dict) -> int:

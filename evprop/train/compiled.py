@@ -6,7 +6,7 @@ layers in spec order, so the output layer is last. Source index space: input cha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -85,10 +85,22 @@ class CompiledNetwork:
         np.clip(self.delay_flat, 0, self.max_delay_flat, out=self.delay_flat)
         self.d_flat[:] = used_delay_steps(self.delay_flat, self.max_delay_flat)
 
+    def clamp_taus(self, min_tau_mem: float, min_tau_syn: float) -> None:
+        """After a time-constant update: apply the lower clamps (000 section 4.9: tau_mem >= 3 ms, tau_syn >= 1 ms,
+        no upper limit) and recompute alpha, beta, g in place."""
+        np.maximum(self.tau_mem, min_tau_mem, out=self.tau_mem)
+        np.maximum(self.tau_syn, min_tau_syn, out=self.tau_syn)
+        self.alpha[:], self.beta[:], self.g[:] = discretise(self.tau_mem, self.tau_syn, self.spec.dt_ms)
+
     def to_spec(self) -> NetworkSpec:
-        """The spec with the current weights and float delays."""
-        return self.spec.with_weights(self.per_connection(self.w_flat.copy()),
-                                      self.per_connection(self.delay_flat.copy()))
+        """The spec with the current weights, float delays and time constants."""
+        layers = [self.spec.input]
+        for layer in self.spec.neuron_layers:
+            sl = self.layer_slices[layer.name]
+            layers.append(replace(layer, tau_mem_ms=self.tau_mem[sl].copy(), tau_syn_ms=self.tau_syn[sl].copy()))
+        spec = NetworkSpec(self.spec.dt_ms, self.spec.n_steps, tuple(layers), self.spec.connections,
+                           self.spec.readout)
+        return spec.with_weights(self.per_connection(self.w_flat.copy()), self.per_connection(self.delay_flat.copy()))
 
     @property
     def n_neurons(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -87,19 +88,47 @@ def state_bounds(spec, data: SpikeData, max_spikes: int = 1000, batch_size: int 
             for name, w in net.per_layer(worst.T).items()}
 
 
+class Gradients(NamedTuple):
+    """dL/d(parameter), summed over the batch (the loss's drive already carries the 1/B of the batch mean)."""
+
+    weights: np.ndarray         # [n_weights], flat like CompiledNetwork.w_flat
+    delays: np.ndarray          # [n_weights], per step of delay (the unit Connection.delay is stored in)
+    tau_mem: np.ndarray         # [n_neurons], per ms
+    tau_syn: np.ndarray         # [n_neurons], per ms
+
+
 def backward(net: CompiledNetwork, data: SpikeData, fwd: ForwardResult, dl_dv_out: np.ndarray,
-             spike_jump: np.ndarray | None = None, mlgenn_last_step: bool = False):
+             spike_jump: np.ndarray | None = None, mlgenn_last_step: bool = False) -> Gradients:
     """EventProp gradients of the batch. dl_dv_out [B, T, n_out]: the loss's derivative per output voltage.
-    spike_jump [B, n_neurons]: extra Lam_V jump at each taped spike (regulariser). Returns flat (grad_w, grad_d),
-    grad_d = dL/d(delay in steps), the unit Connection.delay is stored in."""
+    spike_jump [B, n_neurons]: extra Lam_V jump at each taped spike (regulariser)."""
     if spike_jump is None:
         spike_jump = np.zeros((len(data), net.n_neurons))
     cut = net.spec.n_steps - 1 if mlgenn_last_step else NO_CUT
-    grad_w, grad_d_per_ms = backward_kernel(
+    grad_w, grad_d_per_ms, grad_alpha, grad_beta = backward_kernel(
         data.steps, data.channels, data.offsets, net.spec.n_steps, net.n_in, net.alpha, net.beta, net.g,
         net.theta, net.tau_mem, net.tau_syn, net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.w_flat,
         net.d_flat, net.ring_len, net.n_out, fwd.tape_step, fwd.tape_neuron, fwd.tape_imv, fwd.tape_len,
         np.ascontiguousarray(dl_dv_out, dtype=np.float64), np.ascontiguousarray(spike_jump, dtype=np.float64),
         n_chunks_for(len(data)), cut)
+    grad_tau_mem, grad_tau_syn = _tau_gradients(net, grad_w, grad_alpha, grad_beta)
     # the kernel's delay gradient is per ms of delay (003 eq. (6)); delays are parameters in steps of dt
-    return grad_w, grad_d_per_ms * net.spec.dt_ms
+    return Gradients(grad_w, grad_d_per_ms * net.spec.dt_ms, grad_tau_mem, grad_tau_syn)
+
+
+def _tau_gradients(net: CompiledNetwork, grad_w, grad_alpha, grad_beta):
+    """Chain rule from the discrete constants to the time constants (kernels module docstring):
+    alpha = exp(-dt/tau_mem), beta = exp(-dt/tau_syn), g = (1 - alpha) (tau_syn/dt) (1 - beta), and
+    dL/dg_n = (1/g_n) sum over the synapses into n of w dL/dw (scaling g scales every incoming weight)."""
+    dt = net.spec.dt_ms
+    alpha, beta, g, tau_m, tau_s = net.alpha, net.beta, net.g, net.tau_mem, net.tau_syn
+    w_times_grad = net.w_flat * grad_w
+    grad_g = np.zeros(net.n_neurons)
+    for conn in net.spec.connections:
+        post = net.layer_slices[conn.target]
+        grad_g[post] += w_times_grad[net.conn_slices[conn.name]].reshape(conn.weight.shape).sum(axis=0)
+    grad_g /= g
+    dalpha_dtau_m = alpha * dt / tau_m ** 2
+    dbeta_dtau_s = beta * dt / tau_s ** 2
+    dg_dtau_m = -dalpha_dtau_m * (tau_s / dt) * (1 - beta)
+    dg_dtau_s = (1 - alpha) * ((1 - beta) / dt - (tau_s / dt) * dbeta_dtau_s)
+    return grad_alpha * dalpha_dtau_m + grad_g * dg_dtau_m, grad_beta * dbeta_dtau_s + grad_g * dg_dtau_s

@@ -30,6 +30,16 @@ lambda_I = -Lam_J / tau_syn relate them to the papers'):
     H_m(a)   = Lam_V,m(a) / tau_mem,m - Lam_J,m(a) / tau_syn,m          (per-neuron history, length max_delay + 1)
     dL/dd_mn += -w_mn H_m(a)    [per ms of delay]                       (003 eq. (6): -w (lambda_I - lambda_V))
 
+Time constants (000 App. C in discrete form): alpha, beta and g depend on tau_mem and tau_syn, so with the same
+adjoints dL/dalpha = sum_k Lam_V(k) V_{k-1}^+, dL/dbeta = sum_k Lam_J(k) J_{k-1}, dL/dg = sum_k Lam_V(k) J_k. No
+per-step state is stored: J is a sum of arrivals and V^+ a sum of J since the last reset, so the sums regroup into
+backward recursions read at the arrival steps a, exactly like the weight gradient (memory per neuron, not per step):
+
+    R(k) = Lam_J(k+1) + beta R(k+1)                       dL/dbeta  = sum_arrivals w R(a)
+    P(k) = 0 if n spiked in step k else Lam_V(k+1) + alpha P(k+1)
+    M(k) = P(k) + beta M(k+1)                             dL/dalpha = g sum_arrivals w M(a)
+    dL/dg = sum_arrivals w Lam_J(a) / g = (1/g) sum_in w dL/dw
+
 Parallelism: trials are split into `n_chunks` fixed chunks run in parallel (prange); each chunk owns its state and
 gradient buffers, so results do not depend on thread scheduling and no two threads write one cache line.
 """
@@ -141,27 +151,48 @@ def backward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, bet
     """Adjoint pass of a batch (equations in the module docstring). dl_dv_out [B, T, n_out] is the loss's
     derivative with respect to each output voltage (already divided by the batch size); spike_jump [B, n] is added
     to Lam_V at each taped spike of neuron n (the spike-count regulariser's heuristic, DIGEST 3.8).
-    Returns (grad_w, grad_d), each [n_weights], summed over the batch."""
+    Returns (grad_w, grad_d [per ms of delay], each [n_weights]; grad_alpha, grad_beta, each [n_neurons]), summed
+    over the batch."""
     n_batch = len(in_offsets) - 1
     n_neurons = len(alpha)
     n_w = len(w_flat)
     out0 = n_neurons - n_out
     grad_w = np.zeros((n_chunks, n_w))
     grad_d = np.zeros((n_chunks, n_w))
+    grad_alpha = np.zeros((n_chunks, n_neurons))
+    grad_beta = np.zeros((n_chunks, n_neurons))
     for chunk in prange(n_chunks):
         lam_v = np.zeros(n_neurons)      # alpha * Lam_V(k+1) = dL/dV_k after reset
         lam_j = np.zeros(n_neurons)      # beta * Lam_J(k+1)
+        prev_lv = np.zeros(n_neurons)    # Lam_V(k+1)
+        prev_lj = np.zeros(n_neurons)    # Lam_J(k+1)
+        rec_r = np.zeros(n_neurons)      # R(k+1)
+        rec_p = np.zeros(n_neurons)      # P(k+1)
+        rec_m = np.zeros(n_neurons)      # M(k+1)
         jump = np.zeros(n_neurons)
+        spiked = np.zeros(n_neurons, dtype=np.bool_)
         hist_j = np.zeros((n_neurons, ring_len))
         hist_h = np.zeros((n_neurons, ring_len))
+        hist_r = np.zeros((n_neurons, ring_len))
+        hist_m = np.zeros((n_neurons, ring_len))
         gw = grad_w[chunk]
         gd = grad_d[chunk]
+        ga = grad_alpha[chunk]
+        gb = grad_beta[chunk]
         for b in range(chunk, n_batch, n_chunks):
             lam_v[:] = 0.0
             lam_j[:] = 0.0
+            prev_lv[:] = 0.0
+            prev_lj[:] = 0.0
+            rec_r[:] = 0.0
+            rec_p[:] = 0.0
+            rec_m[:] = 0.0
             jump[:] = 0.0
+            spiked[:] = False
             hist_j[:, :] = 0.0
             hist_h[:, :] = 0.0
+            hist_r[:, :] = 0.0
+            hist_m[:, :] = 0.0
             p = tape_len[b] - 1
             ev = in_offsets[b + 1] - 1
             ev_start = in_offsets[b]
@@ -170,12 +201,13 @@ def backward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, bet
                 while p >= 0 and tape_step[b, p] == k:
                     n = tape_neuron[b, p]
                     rev = _gather(n_in + n, k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, hist_j,
-                                  hist_h, ring_len, gw, gd, current_cut_step)
+                                  hist_h, hist_r, hist_m, ring_len, gw, gd, ga, gb, current_cut_step)
                     jump[n] = (theta[n] * lam_v[n] + tau_mem[n] * rev) / tape_imv[b, p] + spike_jump[b, n]
+                    spiked[n] = True
                     p -= 1
                 while ev >= ev_start and in_steps[ev] == k:
                     _gather(in_channels[ev], k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, hist_j,
-                            hist_h, ring_len, gw, gd, current_cut_step)
+                            hist_h, hist_r, hist_m, ring_len, gw, gd, ga, gb, current_cut_step)
                     ev -= 1
                 # 2. adjoint step of every neuron; record history for delayed reads
                 slot = k % ring_len
@@ -192,15 +224,24 @@ def backward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, bet
                     hist_j[n, slot] = lj
                     hist_h[n, slot] = lv / tau_mem[n] - lj / tau_syn[n]
                     lam_v[n] = alpha[n] * lv
-    return grad_w.sum(axis=0), grad_d.sum(axis=0)
+                    # time-constant recursions (module docstring); the cut step has no link to step k
+                    rec_r[n] = 0.0 if k + 1 == current_cut_step else prev_lj[n] + beta[n] * rec_r[n]
+                    rec_p[n] = 0.0 if spiked[n] else prev_lv[n] + alpha[n] * rec_p[n]
+                    rec_m[n] = rec_p[n] + (0.0 if k + 1 == current_cut_step else beta[n] * rec_m[n])
+                    hist_r[n, slot] = rec_r[n]
+                    hist_m[n, slot] = rec_m[n]
+                    prev_lv[n] = lv
+                    prev_lj[n] = lj
+                    spiked[n] = False
+    return grad_w.sum(axis=0), grad_d.sum(axis=0), grad_alpha.sum(axis=0) * g, grad_beta.sum(axis=0)
 
 
 @njit(inline="always")
-def _gather(source, k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, hist_j, hist_h, ring_len, gw, gd,
-            cut):
-    """For a spike of `source` in step k: accumulate weight and delay gradients at the arrival steps and return
-    sum_m w_m H_m(arrival) for the presynaptic jump. Arrivals the forward pass dropped at the cut step (delayed
-    spikes emitted before step cut-1) carry no gradient."""
+def _gather(source, k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, hist_j, hist_h, hist_r, hist_m,
+            ring_len, gw, gd, ga, gb, cut):
+    """For a spike of `source` in step k: accumulate weight, delay and (per target) alpha/beta gradients at the
+    arrival steps and return sum_m w_m H_m(arrival) for the presynaptic jump. Arrivals the forward pass dropped at
+    the cut step (delayed spikes emitted before step cut-1) carry no gradient."""
     rev = 0.0
     for s in range(seg_ptr[source], seg_ptr[source + 1]):
         w0 = seg_w0[s]
@@ -210,8 +251,11 @@ def _gather(source, k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, hist_
             if k + 1 + d_flat[idx] == cut and k + 1 != cut:
                 continue
             slot = (k + 1 + d_flat[idx]) % ring_len
+            w = w_flat[idx]
             h = hist_h[t0 + i, slot]
             gw[idx] += hist_j[t0 + i, slot]
-            gd[idx] -= w_flat[idx] * h
-            rev += w_flat[idx] * h
+            gd[idx] -= w * h
+            ga[t0 + i] += w * hist_m[t0 + i, slot]
+            gb[t0 + i] += w * hist_r[t0 + i, slot]
+            rev += w * h
     return rev

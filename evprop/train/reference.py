@@ -109,8 +109,8 @@ def gradcheck(cases: dict, name: str, mlgenn_last_step: bool = True) -> dict:
     data = case_data(params, case, spec.input.size)
     fwd = forward(net, data, max_spikes=int(params.get("max_spikes", 100)), mlgenn_last_step=mlgenn_last_step)
     loss, scores, dl_dv = get_loss("cross_entropy")(spec, fwd.v_out, data.labels)
-    grad_w, grad_d = backward(net, data, fwd, dl_dv, mlgenn_last_step=mlgenn_last_step)
-    ours = {"W": net.per_connection(grad_w), "D": net.per_connection(grad_d)}
+    grads = backward(net, data, fwd, dl_dv, mlgenn_last_step=mlgenn_last_step)
+    ours = {"W": net.per_connection(grads.weights), "D": net.per_connection(grads.delays)}
 
     examples = sorted(case["forward"], key=lambda e: int(e.replace("example", "")))
     hidden = net.layer_slices["hidden"]

@@ -29,6 +29,9 @@ class TrainSettings:
     batch_size: int = 32
     learning_rate: float = 2e-3          # weights; 0 keeps them fixed
     delay_learning_rate: float = 0.0     # delays (own Adam, as 003's delay_optimiser); 0 keeps them fixed
+    tau_learning_rate: float = 0.0       # tau_mem and tau_syn per neuron (own Adam, 000 App. C); 0: fixed
+    min_tau_mem_ms: float = 3.0          # lower clamps after each update (000 section 4.9)
+    min_tau_syn_ms: float = 1.0
     lr_decay_per_epoch: float = 1.0
     seed: int = 0
     loss: str = "cross_entropy"
@@ -92,6 +95,8 @@ def train(spec: NetworkSpec, train_data: SpikeData, val_data: SpikeData, setting
     net = CompiledNetwork.from_spec(spec)
     optimiser = Adam(len(net.w_flat))        # net.w_flat and net.delay_flat are updated in place
     delay_optimiser = Adam(len(net.delay_flat))
+    tau_optimiser = Adam(2 * net.n_neurons)
+    taus = np.concatenate([net.tau_mem, net.tau_syn])
     loss_fn = get_loss(settings.loss)
     best = ((-1.0, 0.0), spec, -1)           # (selection key, network, epoch)
     history = []
@@ -100,18 +105,24 @@ def train(spec: NetworkSpec, train_data: SpikeData, val_data: SpikeData, setting
         rng = np.random.default_rng([settings.seed, epoch])
         decay = settings.lr_decay_per_epoch ** epoch
         lr, delay_lr = settings.learning_rate * decay, settings.delay_learning_rate * decay
+        tau_lr = settings.tau_learning_rate * decay
         losses, correct, dropped = [], 0, {}
         hidden_spikes = 0.0
         for idx in batches(len(train_data), settings.batch_size, rng):
             batch = train_data.subset(idx)
             fwd = forward(net, batch, settings.max_spikes, settings.allow_overflow)
             loss, scores, dl_dv = loss_fn(spec, fwd.v_out, batch.labels)
-            grad_w, grad_d = backward(net, batch, fwd, dl_dv)
+            grads = backward(net, batch, fwd, dl_dv)
             if lr > 0:
-                optimiser.step(net.w_flat, grad_w, lr)
+                optimiser.step(net.w_flat, grads.weights, lr)
             if delay_lr > 0:
-                delay_optimiser.step(net.delay_flat, grad_d, delay_lr)
+                delay_optimiser.step(net.delay_flat, grads.delays, delay_lr)
                 net.clamp_delays()
+            if tau_lr > 0:
+                tau_optimiser.step(taus, np.concatenate([grads.tau_mem, grads.tau_syn]), tau_lr)
+                net.tau_mem[:], net.tau_syn[:] = taus[:net.n_neurons], taus[net.n_neurons:]
+                net.clamp_taus(settings.min_tau_mem_ms, settings.min_tau_syn_ms)
+                taus[:] = np.concatenate([net.tau_mem, net.tau_syn])
             losses.append(loss * len(idx))
             correct += int(np.sum(scores.argmax(axis=1) == batch.labels))
             hidden_spikes += float(fwd.spike_count[:, :net.n_neurons - net.n_out].sum())
@@ -129,7 +140,8 @@ def train(spec: NetworkSpec, train_data: SpikeData, val_data: SpikeData, setting
             best = (selection_key(record), current, epoch)
         if run_dir is not None:
             _append_history(Path(run_dir), record)
-            save_checkpoint(Path(run_dir), current, best[1], {"adam": optimiser, "delay_adam": delay_optimiser},
+            save_checkpoint(Path(run_dir), current, best[1],
+                            {"adam": optimiser, "delay_adam": delay_optimiser, "tau_adam": tau_optimiser},
                             epoch, best[2], best[0][0])
         if progress is not None:
             progress(epoch, record)
