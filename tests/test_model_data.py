@@ -116,3 +116,38 @@ def test_learned_time_constants_move_and_respect_clamps(tmp_path):
     assert np.array_equal(best.connection("input->hidden").weight, spec.connection("input->hidden").weight)
     assert evaluate(best, data)["loss"] < before["loss"]
     assert load_checkpoint(tmp_path / "checkpoint.npz")["best"] == best
+
+
+def test_regulariser_pushes_spike_counts_towards_the_target(tmp_path):
+    """A strong upper strength lowers the hidden spike count relative to the same run without it."""
+    spec = random_network(seed=5, n_hidden=20, n_out=2)
+    spec = spec.with_weights({"input->hidden": 4 * spec.connection("input->hidden").weight})
+    data = random_inputs(spec, n_samples=32, rate=0.08)
+    base = dict(epochs=4, batch_size=8, learning_rate=0.02, reg_nu_upper=1.0)
+    plain = train(spec, data, data, TrainSettings(**base))[1]
+    regular = train(spec, data, data, TrainSettings(**base, reg_lambda_upper=1e-3))[1]
+    assert regular[-1]["hidden_spikes_per_sample"] < 0.7 * plain[-1]["hidden_spikes_per_sample"]
+
+
+def test_silent_neurons_are_rescued_and_schedule_eases_in():
+    from evprop.train.trainer import LearningRates, Trainer
+    spec = random_network(seed=5, n_hidden=20, n_out=2)
+    spec = spec.with_weights({"input->hidden": -np.abs(spec.connection("input->hidden").weight)})  # all silent
+    data = random_inputs(spec, n_samples=8)
+    trainer = Trainer(spec, TrainSettings(batch_size=4, learning_rate=0.0, silent_rescue=0.002))
+    record = trainer.run_epoch(0, data)
+    assert record["silent_hidden_neurons"] == 20
+    np.testing.assert_allclose(trainer.net.to_spec().connection("input->hidden").weight,
+                               spec.connection("input->hidden").weight + 0.002)
+    np.testing.assert_allclose(trainer.net.to_spec().connection("hidden->output").weight,
+                               spec.connection("hidden->output").weight)          # outputs are not hidden
+    schedule = LearningRates(TrainSettings(lr_ease_in_start=0.01, ema_halving=True, ema_min_epochs=2))
+    for _ in range(50):
+        schedule.end_batch()
+    assert schedule.factor(0) == pytest.approx(0.01 * 1.05 ** 50)
+    for _ in range(100):
+        schedule.end_batch()
+    assert schedule.factor(0) == 1.0
+    for epoch, acc in enumerate([0.5, 0.6, 0.7, 0.8, 0.2, 0.2]):
+        schedule.end_epoch(epoch, {"validation_accuracy": acc})
+    assert schedule.factor(0) == 0.5                      # accuracy dropped: fast EMA below slow EMA

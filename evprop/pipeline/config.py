@@ -40,6 +40,11 @@ def _at_least_one(x):
     return x >= 1
 
 
+def _strengths(x):
+    values = x if isinstance(x, list) else [x]
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in values)
+
+
 def _one_of(*choices):
     return Field(str, choices[0], lambda x: x in choices, f"one of {list(choices)}")
 
@@ -83,6 +88,15 @@ SCHEMA = {
         "min_tau_mem_ms": Field(NUMBER, 3.0, _positive, "a time constant > 0 ms"),
         "min_tau_syn_ms": Field(NUMBER, 1.0, _positive, "a time constant > 0 ms"),
         "lr_decay_per_epoch": Field(NUMBER, 1.0, lambda x: 0 < x <= 1, "a factor in (0, 1]"),
+        "lr_ease_in_start": Field(NUMBER, 1.0, lambda x: 0 < x <= 1, "a fraction in (0, 1] (1: no ease-in)"),
+        "ema_halving": Field(bool, False),
+        "ema_min_epochs": Field(int, 50, _at_least_one, "an integer >= 1"),
+        "reg_lambda_upper": Field(NUMBER + (list,), 0.0, _strengths, "a strength >= 0 or a list, one per hidden layer"),
+        "reg_lambda_lower": Field(NUMBER + (list,), 0.0, _strengths, "a strength >= 0 or a list, one per hidden layer"),
+        "reg_nu_upper": Field(NUMBER, 14.0, _non_negative, "a spike count >= 0 per neuron and trial"),
+        "silent_rescue": Field(NUMBER, 0.0, _non_negative, "a weight increment >= 0 (000: 0.002)"),
+        "selection_metric": _one_of("validation_accuracy", "train_accuracy", "validation_loss", "loss"),
+        "early_stop_patience": Field(int, 0, _non_negative, "an integer >= 0 (0: never stop early)"),
         "seed": Field(int, 0, None, "an integer"),
         "loss": _one_of("cross_entropy"),
         "max_spikes": Field(int, 100, _at_least_one, "an integer >= 1 (spikes per neuron per trial)"),
@@ -107,6 +121,8 @@ def defaults(schema=SCHEMA) -> dict:
 def _type_name(kind) -> str:
     if kind is NUMBER:
         return "a number"
+    if isinstance(kind, tuple):
+        return "a number or a list"
     return {int: "an integer", bool: "true or false", str: "a string", list: "a list"}[kind]
 
 

@@ -86,8 +86,9 @@ def train_stage(config: dict, run_dir: Path, splits: dict | None = None) -> dict
     float_test = evaluate(best, splits["test"], max_spikes=max_spikes, allow_overflow=True)
     log.info("float: train %.2f%%, test %.2f%%", 100 * float_train["accuracy"], 100 * float_test["accuracy"])
     summary = {"train_s": time.perf_counter() - t0, "epochs": len(history),
-               "best_epoch": best_epoch(history),
-               "best_validation_accuracy": history[best_epoch(history)]["validation_accuracy"],
+               "best_epoch": best_epoch(history, settings.selection_metric),
+               "best_validation_accuracy": history[best_epoch(history, settings.selection_metric)]
+               ["validation_accuracy"],
                "float_train_accuracy": float_train["accuracy"], "float_test_accuracy": float_test["accuracy"],
                "n_test": len(splits["test"]), "float_spikes_per_sample": float_test["spikes_per_sample"]}
     _write_json(run_dir / "train.json", summary)

@@ -1,7 +1,9 @@
 """Mini-batch EventProp training: Adam, seeded shuffling, per-epoch validation, atomic checkpoints.
 
-Plain Python around the kernels (DESIGN section 3). The model selected at the end is the one with the best
-validation accuracy; the test set is never looked at here.
+Plain Python around the kernels (DESIGN section 3), with the papers' training protocol: separate Adam optimisers
+for weights, delays and time constants, learning-rate ease-in, EMA halving and per-epoch decay, the spike-count
+regulariser, silent-neuron rescue, and early stopping. The model kept is the best epoch by the selection metric
+(validation or training accuracy or loss); the test set is never looked at here.
 """
 
 from __future__ import annotations
@@ -23,8 +25,13 @@ from .losses import get_loss
 CHECKPOINT_FORMAT = "evprop-checkpoint"
 
 
+SELECTION_METRICS = {"validation_accuracy": 1, "train_accuracy": 1, "validation_loss": -1, "loss": -1}
+
+
 @dataclass(frozen=True)
 class TrainSettings:
+    """Everything the training loop needs; defaults reproduce plain Adam without the papers' extras."""
+
     epochs: int = 30
     batch_size: int = 32
     learning_rate: float = 2e-3          # weights; 0 keeps them fixed
@@ -32,7 +39,16 @@ class TrainSettings:
     tau_learning_rate: float = 0.0       # tau_mem and tau_syn per neuron (own Adam, 000 App. C); 0: fixed
     min_tau_mem_ms: float = 3.0          # lower clamps after each update (000 section 4.9)
     min_tau_syn_ms: float = 1.0
-    lr_decay_per_epoch: float = 1.0
+    lr_decay_per_epoch: float = 1.0      # multiply every learning rate by this each epoch (003 Yin-Yang)
+    lr_ease_in_start: float = 1.0        # start at this fraction of the rates, x1.05 per batch up to 1 (000 4.6)
+    ema_halving: bool = False            # halve the rates when the fast accuracy EMA drops below the slow one (000 4.7)
+    ema_min_epochs: int = 50             # ... at most once per this many epochs
+    reg_lambda_upper: float | list = 0.0  # spike-count regulariser strength above / below the target, per hidden
+    reg_lambda_lower: float | list = 0.0  # layer or one for all, in mlGeNN's units (EventPropCompiler reg_lambda_*)
+    reg_nu_upper: float = 14.0           # target spikes per hidden neuron per trial (DIGEST 3.8)
+    silent_rescue: float = 0.0           # add this to the incoming weights of neurons silent for an epoch (000 4.5)
+    selection_metric: str = "validation_accuracy"   # the epoch kept and early stopping use it; never the test set
+    early_stop_patience: int = 0         # stop after this many epochs without improvement (0: never)
     seed: int = 0
     loss: str = "cross_entropy"
     max_spikes: int = 100
@@ -89,72 +105,172 @@ def evaluate(spec: NetworkSpec, data: SpikeData, batch_size: int = 256, max_spik
 
 def train(spec: NetworkSpec, train_data: SpikeData, val_data: SpikeData, settings: TrainSettings,
           run_dir: Path | None = None, progress=None) -> tuple[NetworkSpec, list]:
-    """Train with EventProp; returns (the best-validation network, history). Each epoch appends a line to
-    run_dir/history.jsonl and rewrites run_dir/checkpoint.npz atomically. `progress(epoch, record)` is called
-    after each epoch."""
-    net = CompiledNetwork.from_spec(spec)
-    optimiser = Adam(len(net.w_flat))        # net.w_flat and net.delay_flat are updated in place
-    delay_optimiser = Adam(len(net.delay_flat))
-    tau_optimiser = Adam(2 * net.n_neurons)
-    taus = np.concatenate([net.tau_mem, net.tau_syn])
-    loss_fn = get_loss(settings.loss)
-    best = ((-1.0, 0.0), spec, -1)           # (selection key, network, epoch)
-    history = []
+    """Train with EventProp; returns (the network of the best epoch by settings.selection_metric, history). Each
+    epoch appends a line to run_dir/history.jsonl and rewrites run_dir/checkpoint.npz atomically.
+    `progress(epoch, record)` is called after each epoch."""
+    trainer = Trainer(spec, settings)
+    best, history, since_best = None, [], 0
     for epoch in range(settings.epochs):
-        t0 = time.perf_counter()
-        rng = np.random.default_rng([settings.seed, epoch])
-        decay = settings.lr_decay_per_epoch ** epoch
-        lr, delay_lr = settings.learning_rate * decay, settings.delay_learning_rate * decay
-        tau_lr = settings.tau_learning_rate * decay
-        losses, correct, dropped = [], 0, {}
-        hidden_spikes = 0.0
-        for idx in batches(len(train_data), settings.batch_size, rng):
-            batch = train_data.subset(idx)
-            fwd = forward(net, batch, settings.max_spikes, settings.allow_overflow)
-            loss, scores, dl_dv = loss_fn(spec, fwd.v_out, batch.labels)
-            grads = backward(net, batch, fwd, dl_dv)
-            if lr > 0:
-                optimiser.step(net.w_flat, grads.weights, lr)
-            if delay_lr > 0:
-                delay_optimiser.step(net.delay_flat, grads.delays, delay_lr)
-                net.clamp_delays()
-            if tau_lr > 0:
-                tau_optimiser.step(taus, np.concatenate([grads.tau_mem, grads.tau_syn]), tau_lr)
-                net.tau_mem[:], net.tau_syn[:] = taus[:net.n_neurons], taus[net.n_neurons:]
-                net.clamp_taus(settings.min_tau_mem_ms, settings.min_tau_syn_ms)
-                taus[:] = np.concatenate([net.tau_mem, net.tau_syn])
-            losses.append(loss * len(idx))
-            correct += int(np.sum(scores.argmax(axis=1) == batch.labels))
-            hidden_spikes += float(fwd.spike_count[:, :net.n_neurons - net.n_out].sum())
-            for name, n in fwd.dropped.items():
-                dropped[name] = dropped.get(name, 0) + n
-        current = net.to_spec()
+        record = trainer.run_epoch(epoch, train_data)
+        current = trainer.net.to_spec()
         val = evaluate(current, val_data, max_spikes=settings.max_spikes, allow_overflow=settings.allow_overflow)
-        record = {"epoch": epoch, "loss": float(np.sum(losses) / len(train_data)),
-                  "train_accuracy": correct / len(train_data), "validation_accuracy": val["accuracy"],
-                  "validation_loss": val["loss"], "learning_rate": lr,
-                  "hidden_spikes_per_sample": hidden_spikes / len(train_data),
-                  "dropped_spikes": dropped, "seconds": time.perf_counter() - t0}
+        record.update({"validation_accuracy": val["accuracy"], "validation_loss": val["loss"]})
+        trainer.schedule.end_epoch(epoch, record)
         history.append(record)
-        if selection_key(record) > best[0]:
-            best = (selection_key(record), current, epoch)
+        key = selection_key(record, settings.selection_metric)
+        if best is None or key > best[0]:
+            best, since_best = (key, current, epoch), 0
+        else:
+            since_best += 1
         if run_dir is not None:
             _append_history(Path(run_dir), record)
-            save_checkpoint(Path(run_dir), current, best[1],
-                            {"adam": optimiser, "delay_adam": delay_optimiser, "tau_adam": tau_optimiser},
-                            epoch, best[2], best[0][0])
+            save_checkpoint(Path(run_dir), current, best[1], trainer.optimisers, epoch, best[2],
+                            history[best[2]]["validation_accuracy"])
         if progress is not None:
             progress(epoch, record)
+        if settings.early_stop_patience and since_best >= settings.early_stop_patience:
+            break
     return best[1], history
 
 
-def selection_key(record: dict) -> tuple:
-    """How the kept model is chosen: best validation accuracy, ties broken by lower validation loss."""
-    return record["validation_accuracy"], -record["validation_loss"]
+class LearningRates:
+    """The factor applied to every base learning rate: ease-in per batch (x1.05 from lr_ease_in_start up to 1),
+    exponential decay per epoch, and the EMA halving schedule of 000 section 4.7:
+        m_fast <- 0.8 m_fast + 0.2 x,  m_slow <- 0.85 m_slow + 0.15 x  (x: the selection accuracy of the epoch)
+        if m_fast < m_slow and >= ema_min_epochs epochs since the last change: halve."""
+
+    EASE_IN_FACTOR = 1.05
+
+    def __init__(self, settings: TrainSettings):
+        self.settings = settings
+        self.ease_in = settings.lr_ease_in_start
+        self.halving = 1.0
+        self.m_fast = self.m_slow = None
+        self.last_change = 0
+
+    def factor(self, epoch: int) -> float:
+        return self.ease_in * self.halving * self.settings.lr_decay_per_epoch ** epoch
+
+    def end_batch(self) -> None:
+        self.ease_in = min(1.0, self.ease_in * self.EASE_IN_FACTOR)
+
+    def end_epoch(self, epoch: int, record: dict) -> None:
+        if not self.settings.ema_halving:
+            return
+        metric = self.settings.selection_metric if self.settings.selection_metric.endswith("accuracy") \
+            else "validation_accuracy"
+        x = record[metric]
+        self.m_fast = x if self.m_fast is None else 0.8 * self.m_fast + 0.2 * x
+        self.m_slow = x if self.m_slow is None else 0.85 * self.m_slow + 0.15 * x
+        if self.m_fast < self.m_slow and epoch - self.last_change >= self.settings.ema_min_epochs:
+            self.halving *= 0.5
+            self.last_change = epoch
 
 
-def best_epoch(history: list) -> int:
-    return max(range(len(history)), key=lambda i: selection_key(history[i]))
+class Trainer:
+    """One network being trained: its compiled form, one Adam per parameter group, the learning-rate schedule."""
+
+    def __init__(self, spec: NetworkSpec, settings: TrainSettings):
+        self.spec, self.settings = spec, settings
+        self.net = CompiledNetwork.from_spec(spec)       # w_flat, delay_flat, taus are updated in place
+        self.optimisers = {"adam": Adam(len(self.net.w_flat)), "delay_adam": Adam(len(self.net.delay_flat)),
+                           "tau_adam": Adam(2 * self.net.n_neurons)}
+        self.schedule = LearningRates(settings)
+        self.loss_fn = get_loss(settings.loss)
+        n_hidden = self.net.n_neurons - self.net.n_out
+        self.reg_upper = self._per_hidden_neuron(settings.reg_lambda_upper, n_hidden)
+        self.reg_lower = self._per_hidden_neuron(settings.reg_lambda_lower, n_hidden)
+
+    def _per_hidden_neuron(self, value, n_hidden: int) -> np.ndarray:
+        layers = [layer for layer in self.spec.neuron_layers[:-1]]
+        values = value if isinstance(value, list) else [value] * len(layers)
+        if len(values) != len(layers):
+            raise ValueError(f"regulariser strengths {value} must be one number or one per hidden layer "
+                             f"({len(layers)})")
+        return np.concatenate([np.full(layer.size, v, dtype=np.float64) for layer, v in zip(layers, values)]) \
+            if layers else np.zeros(n_hidden)
+
+    def run_epoch(self, epoch: int, data: SpikeData) -> dict:
+        t0 = time.perf_counter()
+        settings, net = self.settings, self.net
+        rng = np.random.default_rng([settings.seed, epoch])
+        losses, correct, dropped = 0.0, 0, {}
+        epoch_counts = np.zeros(net.n_neurons, dtype=np.int64)
+        for idx in batches(len(data), settings.batch_size, rng):
+            batch = data.subset(idx)
+            fwd = forward(net, batch, settings.max_spikes, settings.allow_overflow)
+            loss, scores, dl_dv = self.loss_fn(self.spec, fwd.v_out, batch.labels)
+            grads = backward(net, batch, fwd, dl_dv, self.regulariser_jump(fwd.spike_count))
+            self.step(grads, self.schedule.factor(epoch))
+            self.schedule.end_batch()
+            losses += loss * len(idx)
+            correct += int(np.sum(scores.argmax(axis=1) == batch.labels))
+            epoch_counts += fwd.spike_count.sum(axis=0)
+            for name, n in fwd.dropped.items():
+                dropped[name] = dropped.get(name, 0) + n
+        silent = self.rescue_silent(epoch_counts)
+        n_hidden = net.n_neurons - net.n_out
+        return {"epoch": epoch, "loss": losses / len(data), "train_accuracy": correct / len(data),
+                "learning_rate": settings.learning_rate * self.schedule.factor(epoch),
+                "hidden_spikes_per_sample": float(epoch_counts[:n_hidden].sum()) / len(data),
+                "silent_hidden_neurons": silent, "dropped_spikes": dropped, "seconds": time.perf_counter() - t0}
+
+    def step(self, grads, factor: float) -> None:
+        """One Adam step per learned parameter group, then the clamps."""
+        settings, net, opt = self.settings, self.net, self.optimisers
+        if settings.learning_rate > 0:
+            opt["adam"].step(net.w_flat, grads.weights, settings.learning_rate * factor)
+        if settings.delay_learning_rate > 0:
+            opt["delay_adam"].step(net.delay_flat, grads.delays, settings.delay_learning_rate * factor)
+            net.clamp_delays()
+        if settings.tau_learning_rate > 0:
+            taus = np.concatenate([net.tau_mem, net.tau_syn])
+            opt["tau_adam"].step(taus, np.concatenate([grads.tau_mem, grads.tau_syn]),
+                                 settings.tau_learning_rate * factor)
+            net.tau_mem[:], net.tau_syn[:] = taus[:net.n_neurons], taus[net.n_neurons:]
+            net.clamp_taus(settings.min_tau_mem_ms, settings.min_tau_syn_ms)
+
+    def regulariser_jump(self, spike_count: np.ndarray) -> np.ndarray | None:
+        """Lam_V jump at each spike of a hidden neuron (DIGEST 3.8, mlGeNN's form with the batch's own counts):
+            mlGeNN:  lambda_V -= RegLambda (sum_batch count - int(nu B)),
+                     RegLambda = reg_lambda_upper / B^2 above the target, reg_lambda_lower / B^2 below;
+            here lambda_V ~ -Lam_V / tau_mem^2 in mlGeNN's scaling (CONVENTIONS 'Scale of the gradients'), so
+            Lam_V += tau_mem^2 RegLambda (sum_batch count - int(nu B)), and published strengths carry over."""
+        if not (np.any(self.reg_upper) or np.any(self.reg_lower)):
+            return None
+        n_batch = spike_count.shape[0]
+        n_hidden = len(self.reg_upper)
+        excess = spike_count[:, :n_hidden].sum(axis=0) - int(self.settings.reg_nu_upper * n_batch)
+        strength = np.where(excess > 0, self.reg_upper, self.reg_lower) / n_batch ** 2
+        jump = np.zeros(spike_count.shape)
+        jump[:, :n_hidden] = self.net.tau_mem[:n_hidden] ** 2 * strength * excess
+        return jump
+
+    def rescue_silent(self, epoch_counts: np.ndarray) -> int:
+        """Add settings.silent_rescue to every incoming weight of hidden neurons that did not fire in the whole
+        epoch (000 section 4.5: +0.002). Returns how many hidden neurons were silent."""
+        net = self.net
+        silent = epoch_counts[:net.n_neurons - net.n_out] == 0
+        if self.settings.silent_rescue and silent.any():
+            for conn in self.spec.connections:
+                post = net.layer_slices[conn.target]
+                mask = np.zeros(net.n_neurons, dtype=bool)
+                mask[:len(silent)] = silent
+                columns = mask[post]
+                if columns.any():
+                    weights = net.w_flat[net.conn_slices[conn.name]].reshape(conn.weight.shape)
+                    weights[:, columns] += self.settings.silent_rescue
+        return int(silent.sum())
+
+
+def selection_key(record: dict, metric: str = "validation_accuracy") -> tuple:
+    """How the kept model is chosen: the selection metric (losses: lower is better), ties broken by lower
+    validation loss."""
+    return SELECTION_METRICS[metric] * record[metric], -record["validation_loss"]
+
+
+def best_epoch(history: list, metric: str = "validation_accuracy") -> int:
+    return max(range(len(history)), key=lambda i: selection_key(history[i], metric))
 
 
 def _append_history(run_dir: Path, record: dict) -> None:
