@@ -125,7 +125,7 @@ def train(spec: NetworkSpec, train_data: SpikeData, val_data: SpikeData, setting
         if run_dir is not None:
             _append_history(Path(run_dir), record)
             save_checkpoint(Path(run_dir), current, best[1], trainer.optimisers, epoch, best[2],
-                            history[best[2]]["validation_accuracy"])
+                            history[best[2]]["validation_accuracy"], initial=spec)
         if progress is not None:
             progress(epoch, record)
         if settings.early_stop_patience and since_best >= settings.early_stop_patience:
@@ -281,9 +281,11 @@ def _append_history(run_dir: Path, record: dict) -> None:
 
 
 def save_checkpoint(run_dir: Path, current: NetworkSpec, best: NetworkSpec, optimisers: dict, epoch: int,
-                    best_epoch: int, best_accuracy: float) -> None:
-    """checkpoint.npz: the current and the best network, every optimiser's state, and the epoch (atomic write)."""
+                    best_epoch: int, best_accuracy: float, initial: NetworkSpec) -> None:
+    """checkpoint.npz: the initial, current and best networks, every optimiser's state, and the epoch (atomic
+    write)."""
     arrays = {**network_to_arrays(current, "net"), **network_to_arrays(best, "best"),
+              **network_to_arrays(initial, "initial"),
               "meta": np.array(json.dumps({"format": CHECKPOINT_FORMAT, "epoch": epoch, "best_epoch": best_epoch,
                                            "best_validation_accuracy": best_accuracy,
                                            "optimisers": sorted(optimisers)}))}
@@ -293,7 +295,8 @@ def save_checkpoint(run_dir: Path, current: NetworkSpec, best: NetworkSpec, opti
 
 
 def load_checkpoint(path: Path) -> dict:
-    """{'network', 'best', 'meta', 'optimisers'} from a checkpoint file; anything else is a one-line ValueError."""
+    """{'network', 'best', 'initial', 'meta', 'optimisers'} from a checkpoint file; anything else is a one-line
+    ValueError."""
     arrays = load_arrays(path, "checkpoint")
     if "meta" not in arrays:
         raise ValueError(f"{path}: not an evprop checkpoint (no 'meta' entry)")
@@ -306,4 +309,5 @@ def load_checkpoint(path: Path) -> dict:
     except KeyError as err:
         raise ValueError(f"{path}: checkpoint lacks optimiser state {err}") from None
     return {"network": network_from_arrays(arrays, "net", str(path)),
-            "best": network_from_arrays(arrays, "best", str(path)), "meta": meta, "optimisers": optimisers}
+            "best": network_from_arrays(arrays, "best", str(path)),
+            "initial": network_from_arrays(arrays, "initial", str(path)), "meta": meta, "optimisers": optimisers}
