@@ -21,6 +21,7 @@ Node metadata also holds the taus in ms and the float delays, so import -> expor
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -105,11 +106,19 @@ def export_nir(path, spec: NetworkSpec, fixed_point: FixedPointSpec | None = Non
               "connections": [[c.source, c.target] for c in spec.connections], "output_node": names["output"]}
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "dt_ms": float(spec.dt_ms),
                 "dt_s": float(ms_to_s(spec.dt_ms)), "time_unit": "s", "n_steps": spec.n_steps,
-                "readout": spec.readout, "discretisation": DISCRETISATION, "layout": json.dumps(layout),
+                "readout": spec.readout, "readout_params": json.dumps(list(spec.readout_params)),
+                "discretisation": DISCRETISATION, "layout": json.dumps(layout),
                 "fixed_point": fixed_point is not None}
     graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    nir.write(str(path), graph)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        nir.write(str(tmp), graph)          # written beside the target, then renamed: never half a file
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _kind(layer) -> str:
@@ -201,7 +210,8 @@ def _import(graph: nir.NIRGraph, source: str):
         conn, fixed = _connection_from_nodes(src, tgt, nodes, graph.edges, dt_ms, source)
         conns.append(conn)
         fixed_conns.append(fixed)
-    spec = NetworkSpec(dt_ms, int(meta["n_steps"]), tuple(layers), tuple(conns), str(meta["readout"]))
+    spec = NetworkSpec(dt_ms, int(meta["n_steps"]), tuple(layers), tuple(conns), str(meta["readout"]),
+                       tuple(json.loads(str(meta.get("readout_params", "[]")))))
     if not bool(meta["fixed_point"]):
         return spec, None
     fp = FixedPointSpec(dt_ms, spec.n_steps, spec.input.name, spec.input.size, tuple(fixed_layers),

@@ -39,7 +39,8 @@ def network_to_arrays(spec: NetworkSpec, prefix: str = "net") -> dict:
         arrays[f"{prefix}/{conn.name}/delay"] = conn.delay
         conns.append({"source": conn.source, "target": conn.target, "max_delay_steps": conn.max_delay_steps})
     header = {"format": FORMAT, "version": FORMAT_VERSION, "dt_ms": spec.dt_ms, "n_steps": spec.n_steps,
-              "readout": spec.readout, "layers": layers, "connections": conns}
+              "readout": spec.readout, "readout_params": list(spec.readout_params), "layers": layers,
+              "connections": conns}
     arrays[f"{prefix}/spec"] = np.array(json.dumps(header))
     return arrays
 
@@ -78,7 +79,8 @@ def network_from_arrays(arrays, prefix: str = "net", source: str = "<arrays>") -
             name = f"{entry['source']}->{entry['target']}"
             conns.append(Connection(entry["source"], entry["target"], array(f"{name}/weight"),
                                     array(f"{name}/delay"), entry["max_delay_steps"]))
-        return NetworkSpec(header["dt_ms"], header["n_steps"], tuple(layers), tuple(conns), header["readout"])
+        return NetworkSpec(header["dt_ms"], header["n_steps"], tuple(layers), tuple(conns), header["readout"],
+                           tuple(header.get("readout_params", ())))
     except KeyError as err:
         raise ValueError(f"{source}: network description lacks key {err}") from None
     except ValueError as err:

@@ -9,7 +9,7 @@ Continuous model (seeds 000, 003; DIGEST section 2), times in ms:
     tau_syn dI/dt = -I              (per postsynaptic neuron: every synapse onto a neuron shares it)
     a presynaptic spike adds w to I of the target after the synapse's delay
     LIF: spike when V >= threshold, then V = 0 (absolute reset, no refractory period)
-    LI:  the same without threshold (non-spiking readout)
+    LI:  the same without threshold (non-spiking readout; LIF outputs for first-spike losses)
 
 Discrete step (DESIGN section 2, mlGeNN's step; `discretise` below gives the constants):
 
@@ -21,11 +21,13 @@ Discrete step (DESIGN section 2, mlGeNN's step; `discretise` below gives the con
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-READOUTS = ("sum_exp", "sum", "max", "last")
+READOUTS = ("sum_exp", "sum", "sum_gaus", "max", "last", "first_spike")
+# thesis (seed 002) code's weighting w(x) = 2 (o + d (x - m) exp(-(x - m)^2 / (2 s^2))), x = t/T: (m, s, d, o)
+SUM_GAUS_DEFAULT = (0.0, 0.2, 4.4, 0.4)
 
 
 def discretise(tau_mem_ms, tau_syn_ms, dt_ms: float):
@@ -176,10 +178,12 @@ class NetworkSpec(_ValueEquality):
 
     dt_ms:    time step [ms]
     n_steps:  time steps per trial (trial length n_steps * dt_ms [ms])
-    layers:   (InputLayer, LIFLayer..., LILayer), in that order
+    layers:   (InputLayer, LIFLayer..., LILayer or LIFLayer), in that order
     connections: any dense connections between them (feedforward, recurrent, skip); none into the input
-    readout:  how output voltages become class scores: 'sum_exp' = sum_k exp(-t_k/T) V_k / n_steps
-              (mlGeNN avg_var_exp_weight, L_sum_exp), 'sum' = mean_k V_k, 'max' = max_k V_k, 'last' = V at the end
+    readout:  how the outputs become class scores: 'sum_exp' = sum_k exp(-t_k/T) V_k / n_steps
+              (mlGeNN avg_var_exp_weight, L_sum_exp), 'sum' = mean_k V_k, 'sum_gaus' = sum_k w(t_k/T) V_k / n_steps
+              with the thesis's w (seed 002, L_sum_gaus; readout_params = (m, s, d, o)), 'max' = max_k V_k,
+              'last' = V at the end, 'first_spike' = -(first spike time) of LIF outputs (silent: the trial length)
     """
 
     dt_ms: float
@@ -187,6 +191,7 @@ class NetworkSpec(_ValueEquality):
     layers: tuple
     connections: tuple
     readout: str = "sum_exp"
+    readout_params: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -199,9 +204,16 @@ class NetworkSpec(_ValueEquality):
         if self.readout not in READOUTS:
             raise ValueError(f"network: readout '{self.readout}' unknown, expected one of {READOUTS}")
         if len(self.layers) < 2 or not isinstance(self.layers[0], InputLayer) \
-                or not isinstance(self.layers[-1], LILayer) \
+                or not isinstance(self.layers[-1], (LILayer, LIFLayer)) \
                 or not all(isinstance(layer, LIFLayer) for layer in self.layers[1:-1]):
-            raise ValueError("network: layers must be (InputLayer, LIFLayer..., LILayer)")
+            raise ValueError("network: layers must be (InputLayer, LIFLayer..., LILayer or LIFLayer)")
+        if (self.readout == "first_spike") != isinstance(self.layers[-1], LIFLayer):
+            raise ValueError("network: readout 'first_spike' goes with a LIF output layer, the voltage readouts "
+                             "with an LI output layer")
+        object.__setattr__(self, "readout_params", tuple(float(p) for p in self.readout_params))
+        if self.readout == "sum_gaus" and len(self.readout_params) not in (0, 4):
+            raise ValueError(f"network: readout 'sum_gaus' takes 4 parameters (m, s, d, o), got "
+                             f"{self.readout_params}")
         names = [layer.name for layer in self.layers]
         if len(set(names)) != len(names):
             raise ValueError(f"network: layer names must be unique, got {names}")
@@ -246,15 +258,14 @@ class NetworkSpec(_ValueEquality):
         raise KeyError(f"network has no connection '{name}'")
 
     def replace_connection(self, conn: Connection) -> "NetworkSpec":
-        return NetworkSpec(self.dt_ms, self.n_steps, self.layers,
-                           tuple(conn if c.name == conn.name else c for c in self.connections), self.readout)
+        return replace(self, connections=tuple(conn if c.name == conn.name else c for c in self.connections))
 
     def with_weights(self, weights: dict, delays: dict | None = None) -> "NetworkSpec":
         """A copy with new weight (and delay) matrices, keyed by connection name."""
         delays = delays or {}
         conns = tuple(Connection(c.source, c.target, weights.get(c.name, c.weight), delays.get(c.name, c.delay),
                                  c.max_delay_steps) for c in self.connections)
-        return NetworkSpec(self.dt_ms, self.n_steps, self.layers, conns, self.readout)
+        return replace(self, connections=conns)
 
     def readout_weights(self) -> np.ndarray:
         """Per-step weights c_k of the linear readouts: score_j = sum_k c_k V_j(k) ('sum_exp', 'sum', 'last')."""
@@ -266,10 +277,19 @@ class NetworkSpec(_ValueEquality):
             return np.full(self.n_steps, 1.0 / self.n_steps)
         if self.readout == "last":
             return (steps == self.n_steps - 1).astype(np.float64)
+        if self.readout == "sum_gaus":
+            m, s, d, o = self.readout_params or SUM_GAUS_DEFAULT
+            x = steps / self.n_steps
+            return 2.0 * (o + d * (x - m) * np.exp(-(x - m) ** 2 / (2 * s ** 2))) / self.n_steps
         raise ValueError(f"readout '{self.readout}' is not a weighted sum")
 
-    def scores(self, v_out: np.ndarray) -> np.ndarray:
-        """Class scores from output voltages v_out [..., n_steps, n_out]."""
+    def scores(self, v_out: np.ndarray, first_spike_step: np.ndarray | None = None) -> np.ndarray:
+        """Class scores from output voltages v_out [..., n_steps, n_out], or for the 'first_spike' readout from the
+        first output spike steps [..., n_out] (n_steps where silent): the earliest spike scores highest."""
+        if self.readout == "first_spike":
+            if first_spike_step is None:
+                raise ValueError("readout 'first_spike' scores need the output spike times")
+            return -np.asarray(first_spike_step, dtype=np.float64) * self.dt_ms
         if self.readout == "max":
             return v_out.max(axis=-2)
         return np.einsum("...kj,k->...j", v_out, self.readout_weights())

@@ -35,6 +35,20 @@ class ForwardResult:
     dropped: dict               # layer name -> spikes not taped (only with allow_overflow)
     state_max: np.ndarray       # [B, n_neurons, 4] max |g*arrivals|, |g*J|, V, -V (zeros unless track_state)
 
+    def first_spikes(self, neurons: slice):
+        """(first spike step [B, n] (n_steps where silent), its tape index [B, n] (-1 where silent)) of the
+        neurons in `neurons`."""
+        n_batch, n_steps = self.v_out.shape[:2]
+        size = neurons.stop - neurons.start
+        step = np.full((n_batch, size), n_steps, dtype=np.int64)
+        index = np.full((n_batch, size), -1, dtype=np.int64)
+        for b in range(n_batch):
+            who = self.tape_neuron[b, :self.tape_len[b]]
+            for p in np.nonzero((who >= neurons.start) & (who < neurons.stop))[0][::-1]:   # last write: first
+                step[b, who[p] - neurons.start] = self.tape_step[b, p]
+                index[b, who[p] - neurons.start] = p
+        return step, index
+
     def spike_raster(self, neurons: slice) -> np.ndarray:
         """Taped spikes of the neurons in `neurons` as bool [B, T, n]."""
         n_batch, n_steps = self.v_out.shape[:2]
@@ -98,18 +112,22 @@ class Gradients(NamedTuple):
 
 
 def backward(net: CompiledNetwork, data: SpikeData, fwd: ForwardResult, dl_dv_out: np.ndarray,
-             spike_jump: np.ndarray | None = None, mlgenn_last_step: bool = False) -> Gradients:
+             spike_jump: np.ndarray | None = None, mlgenn_last_step: bool = False,
+             tape_dl_dt: np.ndarray | None = None) -> Gradients:
     """EventProp gradients of the batch. dl_dv_out [B, T, n_out]: the loss's derivative per output voltage.
-    spike_jump [B, n_neurons]: extra Lam_V jump at each taped spike (regulariser)."""
+    spike_jump [B, n_neurons]: extra Lam_V jump at each taped spike (regulariser). tape_dl_dt [B, C]: a spike-time
+    loss's derivative per taped spike [per ms]."""
     if spike_jump is None:
         spike_jump = np.zeros((len(data), net.n_neurons))
+    if tape_dl_dt is None:
+        tape_dl_dt = np.zeros(fwd.tape_imv.shape)
     cut = net.spec.n_steps - 1 if mlgenn_last_step else NO_CUT
     grad_w, grad_d_per_ms, grad_alpha, grad_beta = backward_kernel(
         data.steps, data.channels, data.offsets, net.spec.n_steps, net.n_in, net.alpha, net.beta, net.g,
         net.theta, net.tau_mem, net.tau_syn, net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.w_flat,
         net.d_flat, net.ring_len, net.n_out, fwd.tape_step, fwd.tape_neuron, fwd.tape_imv, fwd.tape_len,
         np.ascontiguousarray(dl_dv_out, dtype=np.float64), np.ascontiguousarray(spike_jump, dtype=np.float64),
-        n_chunks_for(len(data)), cut)
+        np.ascontiguousarray(tape_dl_dt, dtype=np.float64), n_chunks_for(len(data)), cut)
     grad_tau_mem, grad_tau_syn = _tau_gradients(net, grad_w, grad_alpha, grad_beta)
     # the kernel's delay gradient is per ms of delay (003 eq. (6)); delays are parameters in steps of dt
     return Gradients(grad_w, grad_d_per_ms * net.spec.dt_ms, grad_tau_mem, grad_tau_syn)

@@ -146,11 +146,13 @@ def _propagate(source, k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, ri
 @njit(cache=True, parallel=True)
 def backward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta, g, theta, tau_mem, tau_syn,
                     seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, ring_len, n_out,
-                    tape_step, tape_neuron, tape_imv, tape_len, dl_dv_out, spike_jump, n_chunks,
+                    tape_step, tape_neuron, tape_imv, tape_len, dl_dv_out, spike_jump, tape_dl_dt, n_chunks,
                     current_cut_step):
     """Adjoint pass of a batch (equations in the module docstring). dl_dv_out [B, T, n_out] is the loss's
     derivative with respect to each output voltage (already divided by the batch size); spike_jump [B, n] is added
-    to Lam_V at each taped spike of neuron n (the spike-count regulariser's heuristic, DIGEST 3.8).
+    to Lam_V at each taped spike of neuron n (the spike-count regulariser's heuristic, DIGEST 3.8); tape_dl_dt
+    [B, C] is a spike-time loss's dl_p/dt_k [per ms] of each taped spike, entering the jump as
+    -tau_mem dl_p/dt_k / (I - V) (DIGEST 3.3 eq. (v): a later spike by dt_k = -dV / Vdot^-).
     Returns (grad_w, grad_d [per ms of delay], each [n_weights]; grad_alpha, grad_beta, each [n_neurons]), summed
     over the batch."""
     n_batch = len(in_offsets) - 1
@@ -202,7 +204,8 @@ def backward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, bet
                     n = tape_neuron[b, p]
                     rev = _gather(n_in + n, k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, hist_j,
                                   hist_h, hist_r, hist_m, ring_len, gw, gd, ga, gb, current_cut_step)
-                    jump[n] = (theta[n] * lam_v[n] + tau_mem[n] * rev) / tape_imv[b, p] + spike_jump[b, n]
+                    jump[n] = (theta[n] * lam_v[n] + tau_mem[n] * (rev - tape_dl_dt[b, p])) / tape_imv[b, p] \
+                        + spike_jump[b, n]
                     spiked[n] = True
                     p -= 1
                 while ev >= ev_start and in_steps[ev] == k:

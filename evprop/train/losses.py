@@ -1,11 +1,15 @@
-"""Losses: small objects that turn output voltages into a loss and its derivative per output voltage.
+"""Losses: small objects that turn a forward pass into a loss and its derivatives (DIGEST 3.7).
 
-A loss never touches the kernels: the forward kernel records the output voltages V[b, k, j], the loss returns
-dL/dV[b, k, j], and the backward kernel adds that as the drive of the output adjoints (DIGEST 3.7: the source
-term S_k(t) of each loss, here in discrete form). Losses are registered by name.
+A loss never touches the kernels. The forward kernel records the output voltages V[b, k, j] and the spike tape;
+a loss returns dL/dV[b, k, j] (the drive of the output adjoints, the source term S_k(t) of DIGEST 3.7 in discrete
+form) and, for spike-time losses, dl_p/dt of taped output spikes (entering EventProp's jump, DIGEST 3.3 eq. (v)).
+Every loss has `evaluate(spec, fwd, out, labels) -> LossTerms`; voltage losses also `__call__(spec, v_out,
+labels) -> (loss, scores, dL/dV)`. Losses are registered by name; all are batch means.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -14,15 +18,22 @@ from ..model.spec import NetworkSpec
 LOSSES = {}
 
 
+class LossTerms(NamedTuple):
+    loss: float
+    scores: np.ndarray              # [B, n_out] class scores (argmax = prediction)
+    dl_dv: np.ndarray               # [B, T, n_out]
+    tape_dl_dt: np.ndarray | None   # [B, C] per taped spike [per ms], or None
+
+
 def register(cls):
     LOSSES[cls.name] = cls
     return cls
 
 
-def get_loss(name: str):
+def get_loss(name: str, **params):
     if name not in LOSSES:
         raise ValueError(f"loss '{name}' unknown, expected one of {sorted(LOSSES)}")
-    return LOSSES[name]()
+    return LOSSES[name](**params)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -30,13 +41,30 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=-1, keepdims=True)
 
 
-@register
-class CrossEntropy:
-    """Cross-entropy of the softmax of the network's readout scores (L_sum, L_sum_exp, L_max of DIGEST 3.7.1,
-    depending on NetworkSpec.readout), averaged over the batch:
+def _cross_entropy(scores: np.ndarray, labels: np.ndarray):
+    """(-(1/B) sum_b log softmax(X_b)[label_b], dL/dX = (softmax(X) - onehot) / B)."""
+    n_batch = len(labels)
+    prob = softmax(scores)
+    loss = -np.mean(np.log(prob[np.arange(n_batch), labels] + 1e-300))
+    dl_dx = prob.copy()
+    dl_dx[np.arange(n_batch), labels] -= 1.0
+    return float(loss), dl_dx / n_batch
 
-        X_bj = readout(V_bj),  L = -(1/B) sum_b log softmax(X_b)[label_b]
-        dL/dX_bj = (softmax(X_b)_j - [j == label_b]) / B
+
+class VoltageLoss:
+    """A loss of the output voltages only."""
+
+    def evaluate(self, spec: NetworkSpec, fwd, out: slice, labels: np.ndarray) -> LossTerms:
+        loss, scores, dl_dv = self(spec, fwd.v_out, labels)
+        return LossTerms(loss, scores, dl_dv, None)
+
+
+@register
+class CrossEntropy(VoltageLoss):
+    """Cross-entropy of the softmax of the network's readout scores, L_sum / L_sum_exp / L_sum_gaus / L_max of
+    DIGEST 3.7.1 depending on NetworkSpec.readout:
+
+        X_bj = readout(V_bj),  L = -(1/B) sum_b log softmax(X_b)[label_b],  dL/dX_bj = (p_bj - [j == label_b]) / B
         weighted-sum readouts X_bj = sum_k c_k V_bjk:  dL/dV_bjk = c_k dL/dX_bj
         max readout:  dL/dV_bjk = dL/dX_bj at the step of the maximum (000 App. B eqs. (29)-(33))
     """
@@ -45,18 +73,108 @@ class CrossEntropy:
 
     def __call__(self, spec: NetworkSpec, v_out: np.ndarray, labels: np.ndarray):
         """Returns (loss, scores [B, n_out], dL/dV [B, T, n_out])."""
-        n_batch = len(labels)
         scores = spec.scores(v_out)
-        prob = softmax(scores)
-        loss = -np.mean(np.log(prob[np.arange(n_batch), labels] + 1e-300))
-        dl_dx = prob.copy()
-        dl_dx[np.arange(n_batch), labels] -= 1.0
-        dl_dx /= n_batch
+        loss, dl_dx = _cross_entropy(scores, labels)
         if spec.readout == "max":
             dl_dv = np.zeros_like(v_out)
             t_max = v_out.argmax(axis=1)
-            b, j = np.meshgrid(np.arange(n_batch), np.arange(v_out.shape[2]), indexing="ij")
+            b, j = np.meshgrid(np.arange(len(labels)), np.arange(v_out.shape[2]), indexing="ij")
             dl_dv[b, t_max, j] = dl_dx
         else:
             dl_dv = spec.readout_weights()[None, :, None] * dl_dx[:, None, :]
         return loss, scores, dl_dv
+
+
+@register
+class PerTimestepCrossEntropy(VoltageLoss):
+    """L_x-entropy (000 eq. (1), DIGEST 3.7.1): cross-entropy of softmax(V(t)) at every step, averaged over time:
+
+        L = -(1/B) sum_b (1/T) sum_k log softmax(V_bk)[label_b],  dL/dV_bjk = (softmax(V_bk)_j - [j == label]) / (T B)
+
+    Predictions use the network's readout (NetworkSpec.scores)."""
+
+    name = "x_entropy"
+
+    def __call__(self, spec: NetworkSpec, v_out: np.ndarray, labels: np.ndarray):
+        n_batch, n_steps, _ = v_out.shape
+        prob = softmax(v_out)
+        picked = prob[np.arange(n_batch), :, labels]                    # [B, T]
+        loss = -np.mean(np.log(picked + 1e-300))
+        dl_dv = prob.copy()
+        dl_dv[np.arange(n_batch), :, labels] -= 1.0
+        return float(loss), spec.scores(v_out), dl_dv / (n_steps * n_batch)
+
+
+class SpikeTimeLoss:
+    """A loss of the first output spike times t_j (LIF outputs; silent outputs count as t = T)."""
+
+    def evaluate(self, spec: NetworkSpec, fwd, out: slice, labels: np.ndarray) -> LossTerms:
+        first_step, first_index = fwd.first_spikes(out)
+        t = first_step * spec.dt_ms
+        loss, dl_dt = self.loss_and_gradient(t, labels, spec.n_steps * spec.dt_ms)
+        tape_dl_dt = np.zeros(fwd.tape_imv.shape)
+        spiked = first_index >= 0
+        b_idx = np.nonzero(spiked)[0]
+        tape_dl_dt[b_idx, first_index[spiked]] = dl_dt[spiked]
+        dl_dv = np.zeros_like(fwd.v_out)
+        self.silent_drive(dl_dv, spiked, labels, spec)
+        return LossTerms(loss, spec.scores(fwd.v_out, first_step), dl_dv, tape_dl_dt)
+
+    def silent_drive(self, dl_dv, spiked, labels, spec) -> None:
+        """Extra drive for silent outputs (none by default)."""
+
+
+@register
+class FirstSpikeTime(SpikeTimeLoss):
+    """L_time (Wunderlich & Pehle eq. 3; 000 Table 3; DIGEST 3.7.1):
+
+        L = -(1/B) sum_b [ log softmax(-t_b / tau0)[l] - alpha (exp(t_l / tau1) - 1) ]
+        dL/dt_k = (1/B) [ ([k == l] - softmax(-t/tau0)_k) / tau0 + [k == l] (alpha/tau1) exp(t_l/tau1) ]
+
+    Phantom spike (000 section 4.1): if the correct output stays silent, its adjoint gets the drive it would get
+    from a spike at T (the authors' code adds (alpha/tau1) exp(T/tau1) / B to its lambda_V at T; here that is the
+    matching push on V at the last step, dL/dV = -(alpha/tau1) exp(T/tau1) / B)."""
+
+    name = "first_spike_time"
+
+    def __init__(self, tau0_ms: float = 1.0, tau1_ms: float = 100.0, alpha: float = 5e-5):
+        self.tau0, self.tau1, self.alpha = tau0_ms, tau1_ms, alpha
+
+    def loss_and_gradient(self, t: np.ndarray, labels: np.ndarray, duration: float):
+        n_batch = len(labels)
+        rows = np.arange(n_batch)
+        prob = softmax(-t / self.tau0)
+        t_label = t[rows, labels]
+        loss = -np.mean(np.log(prob[rows, labels] + 1e-300) - self.alpha * (np.exp(t_label / self.tau1) - 1))
+        dl_dt = -prob / self.tau0
+        dl_dt[rows, labels] += 1.0 / self.tau0 + self.alpha / self.tau1 * np.exp(t_label / self.tau1)
+        return float(loss), dl_dt / n_batch
+
+    def silent_drive(self, dl_dv, spiked, labels, spec) -> None:
+        rows = np.arange(len(labels))
+        silent = ~spiked[rows, labels]
+        duration = spec.n_steps * spec.dt_ms
+        dl_dv[rows[silent], -1, labels[silent]] -= self.alpha / self.tau1 * np.exp(duration / self.tau1) \
+            / len(labels)
+
+
+@register
+class DeltaMSE(SpikeTimeLoss):
+    """L_dMSE (003 eqs. (71)-(72)): the correct output c should fire delta before every other output:
+
+        L = (1/B) sum_b (1/2) sum_{i != c} (t_i - t_c - delta)^2
+        dL/dt_i = (t_i - t_c - delta) / B (i != c),  dL/dt_c = -sum_{i != c} (t_i - t_c - delta) / B"""
+
+    name = "delta_mse"
+
+    def __init__(self, delta_ms: float = 2.0):
+        self.delta = delta_ms
+
+    def loss_and_gradient(self, t: np.ndarray, labels: np.ndarray, duration: float):
+        n_batch = len(labels)
+        rows = np.arange(n_batch)
+        gap = t - t[rows, labels][:, None] - self.delta
+        gap[rows, labels] = 0.0
+        dl_dt = gap.copy()
+        dl_dt[rows, labels] = -gap.sum(axis=1)
+        return float(0.5 * np.mean(np.sum(gap ** 2, axis=1))), dl_dt / n_batch

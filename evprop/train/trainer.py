@@ -50,7 +50,11 @@ class TrainSettings:
     selection_metric: str = "validation_accuracy"   # the epoch kept and early stopping use it; never the test set
     early_stop_patience: int = 0         # stop after this many epochs without improvement (0: never)
     seed: int = 0
-    loss: str = "cross_entropy"
+    loss: str = "cross_entropy"          # a name in evprop.train.losses.LOSSES
+    first_spike_tau0_ms: float = 1.0     # L_time (000 Table 3 / genn_eventprop defaults)
+    first_spike_tau1_ms: float = 100.0
+    first_spike_alpha: float = 5e-5
+    dmse_delta_ms: float = 2.0           # L_dMSE margin (003 Yin-Yang code: 10 x 0.2)
     max_spikes: int = 100
     allow_overflow: bool = False
 
@@ -84,17 +88,18 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None):
 
 
 def evaluate(spec: NetworkSpec, data: SpikeData, batch_size: int = 256, max_spikes: int = 100,
-             allow_overflow: bool = False) -> dict:
-    """Accuracy, mean loss, predictions and spikes per layer of the float network on `data`."""
+             allow_overflow: bool = False, loss_fn=None) -> dict:
+    """Accuracy, mean loss (cross-entropy of the readout unless `loss_fn` is given), predictions and spikes per
+    layer of the float network on `data`."""
     net = CompiledNetwork.from_spec(spec)
-    loss_fn = get_loss("cross_entropy")
+    loss_fn = loss_fn or default_loss(spec)
     predictions = np.zeros(len(data), dtype=np.int64)
     counts = np.zeros((len(data), net.n_neurons), dtype=np.int64)
     loss_sum = 0.0
     for idx in batches(len(data), batch_size, None):
         batch = data.subset(idx)
         fwd = forward(net, batch, max_spikes, allow_overflow)
-        loss, scores, _ = loss_fn(spec, fwd.v_out, batch.labels)
+        loss, scores, _, _ = loss_fn.evaluate(spec, fwd, net.layer_slices[spec.output.name], batch.labels)
         loss_sum += loss * len(idx)
         predictions[idx] = scores.argmax(axis=1)
         counts[idx] = fwd.spike_count
@@ -113,7 +118,8 @@ def train(spec: NetworkSpec, train_data: SpikeData, val_data: SpikeData, setting
     for epoch in range(settings.epochs):
         record = trainer.run_epoch(epoch, train_data)
         current = trainer.net.to_spec()
-        val = evaluate(current, val_data, max_spikes=settings.max_spikes, allow_overflow=settings.allow_overflow)
+        val = evaluate(current, val_data, max_spikes=settings.max_spikes, allow_overflow=settings.allow_overflow,
+                       loss_fn=trainer.loss_fn)
         record.update({"validation_accuracy": val["accuracy"], "validation_loss": val["loss"]})
         trainer.schedule.end_epoch(epoch, record)
         history.append(record)
@@ -176,7 +182,8 @@ class Trainer:
         self.optimisers = {"adam": Adam(len(self.net.w_flat)), "delay_adam": Adam(len(self.net.delay_flat)),
                            "tau_adam": Adam(2 * self.net.n_neurons)}
         self.schedule = LearningRates(settings)
-        self.loss_fn = get_loss(settings.loss)
+        self.loss_fn = loss_from_settings(settings)
+        self.output = self.net.layer_slices[spec.output.name]
         n_hidden = self.net.n_neurons - self.net.n_out
         self.reg_upper = self._per_hidden_neuron(settings.reg_lambda_upper, n_hidden)
         self.reg_lower = self._per_hidden_neuron(settings.reg_lambda_lower, n_hidden)
@@ -199,8 +206,9 @@ class Trainer:
         for idx in batches(len(data), settings.batch_size, rng):
             batch = data.subset(idx)
             fwd = forward(net, batch, settings.max_spikes, settings.allow_overflow)
-            loss, scores, dl_dv = self.loss_fn(self.spec, fwd.v_out, batch.labels)
-            grads = backward(net, batch, fwd, dl_dv, self.regulariser_jump(fwd.spike_count))
+            loss, scores, dl_dv, tape_dl_dt = self.loss_fn.evaluate(self.spec, fwd, self.output, batch.labels)
+            grads = backward(net, batch, fwd, dl_dv, self.regulariser_jump(fwd.spike_count),
+                             tape_dl_dt=tape_dl_dt)
             self.step(grads, self.schedule.factor(epoch))
             self.schedule.end_batch()
             losses += loss * len(idx)
@@ -261,6 +269,19 @@ class Trainer:
                     weights = net.w_flat[net.conn_slices[conn.name]].reshape(conn.weight.shape)
                     weights[:, columns] += self.settings.silent_rescue
         return int(silent.sum())
+
+
+def loss_from_settings(settings: TrainSettings):
+    params = {"first_spike_time": {"tau0_ms": settings.first_spike_tau0_ms, "tau1_ms": settings.first_spike_tau1_ms,
+                                   "alpha": settings.first_spike_alpha},
+              "delta_mse": {"delta_ms": settings.dmse_delta_ms}}.get(settings.loss, {})
+    return get_loss(settings.loss, **params)
+
+
+def default_loss(spec: NetworkSpec):
+    """The loss used to report a network's loss when none is given: cross-entropy of its readout, or L_time for
+    first-spike networks."""
+    return get_loss("first_spike_time" if spec.readout == "first_spike" else "cross_entropy")
 
 
 def selection_key(record: dict, metric: str = "validation_accuracy") -> tuple:
