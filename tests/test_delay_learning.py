@@ -1,6 +1,7 @@
 """Learned delays: the sequence detection task of seed 003 section 2.1 (DIGEST 3.10 test 1)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -56,3 +57,19 @@ def test_delays_move_like_mlgenn():
     start = np.array([[0.0, 10.0], [10.0, 0.0]])
     assert np.all(np.sign(ours - start) == np.sign(theirs - start))
     assert reference[15]["correct"] == 1
+
+
+def test_seqdetect_config_trains_the_delays(tmp_path):
+    """configs/seqdetect.toml through the ordinary config -> build -> train path."""
+    from evprop.pipeline.build import initial_network, load_splits, n_classes
+    from evprop.pipeline.config import load_config
+    from evprop.train.trainer import TrainSettings, train
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "seqdetect.toml")
+    splits = load_splits(config)
+    spec = initial_network(config, 2, n_classes(splits))
+    assert np.array_equal(spec.connection("input->output").delay, [[0.0, 10.0], [10.0, 0.0]])
+    best, history = train(spec, splits["train"], splits["validation"], TrainSettings.from_config(config["train"]))
+    assert history[-1]["train_accuracy"] == 1.0 and history[0]["train_accuracy"] < 1.0
+    learned = best.connection("input->output").delay
+    assert np.array_equal(best.connection("input->output").weight, np.ones((2, 2)))       # weights stayed fixed
+    assert learned[0, 0] > learned[0, 1] and learned[1, 1] > learned[1, 0]

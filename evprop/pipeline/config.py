@@ -40,6 +40,11 @@ def _at_least_one(x):
     return x >= 1
 
 
+def _layer_sizes(x):
+    values = x if isinstance(x, list) else [x]
+    return all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
+
+
 def _strengths(x):
     values = x if isinstance(x, list) else [x]
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in values)
@@ -54,20 +59,34 @@ NUMBER = (int, float)
 SCHEMA = {
     "name": Field(str, "", None),
     "data": {
-        "dataset": _one_of("yinyang"),
+        "dataset": _one_of("yinyang", "sequence_detection", "digits", "shd", "ssc", "spoken_digits"),
+        "root": Field(str, "", None, "a folder (SHD/SSC in tonic's layout <root>/SHD, <root>/SSC; spoken digits: "
+                                     "the folder `evprop data spoken-digits` wrote)"),
+        "protocol": _one_of("train_test", "loso", "official"),
+        "fold": Field(int, 0, _non_negative, "a fold index >= 0"),
+        "channel_factor": Field(int, 1, _at_least_one, "an integer >= 1 (10: 700 -> 70 channels)"),
+        "cache_dir": Field(str, "", None, "a folder ('' = beside the data files)"),
         "train_size": Field(int, 5000, _at_least_one, "an integer >= 1"),
         "validation_size": Field(int, 1000, _at_least_one, "an integer >= 1"),
         "test_size": Field(int, 1000, _at_least_one, "an integer >= 1"),
         "seeds": Field(list, [42, 41, 40], lambda x: len(x) == 3 and all(isinstance(i, int) for i in x),
                        "three integer seeds [train, validation, test]"),
-        "t_early_ms": Field(NUMBER, 2.0, _non_negative, "a time >= 0 ms"),
+        "t_early_ms": Field(NUMBER, 2.0, _non_negative, "a time >= 0 ms (latency codes: value 1 fires here)"),
         "t_late_ms": Field(NUMBER, 27.0, _positive, "a time > 0 ms"),
         "bias_time_ms": Field(NUMBER, 0.0, None, "a time in ms (negative: no bias spike)"),
+    },
+    "augment": {
+        "blend_p": Field(NUMBER, 0.0, lambda x: 0 <= x <= 1, "a probability in [0, 1] (000: 0.5; 0: off)"),
+        "blend_align_channels": Field(bool, True),
+        "shift": Field(int, 0, _non_negative, "a channel shift >= 0 (000: 40; 0: off)"),
+        "id_jitter_sigma": Field(NUMBER, 0.0, _non_negative, "a standard deviation >= 0 channels"),
+        "dilate_min": Field(NUMBER, 1.0, _positive, "a factor > 0"),
+        "dilate_max": Field(NUMBER, 1.0, _positive, "a factor > 0"),
     },
     "network": {
         "dt_ms": Field(NUMBER, 0.5, _positive, "a time step > 0 ms"),
         "duration_ms": Field(NUMBER, 40.0, _positive, "a trial length > 0 ms"),
-        "hidden": Field(int, 200, _at_least_one, "an integer >= 1"),
+        "hidden": Field((int, list), 200, _layer_sizes, "a layer size >= 0 or a list of sizes (0 or []: none)"),
         "recurrent": Field(bool, True),
         "tau_mem_ms": Field(NUMBER, 20.0, _positive, "a time constant > 0 ms"),
         "tau_syn_ms": Field(NUMBER, 5.0, _positive, "a time constant > 0 ms"),
@@ -77,7 +96,15 @@ SCHEMA = {
         "input_weight_mean": Field(NUMBER, 1.5, None, "a number"),
         "input_weight_sd": Field(NUMBER, 0.8, _non_negative, "a standard deviation >= 0"),
         "recurrent_weight_sd": Field(NUMBER, 0.05, _non_negative, "a standard deviation >= 0"),
+        "hidden_weight_mean": Field(NUMBER, 0.0, None, "a number (hidden -> hidden feed-forward)"),
+        "hidden_weight_sd": Field(NUMBER, 0.2, _non_negative, "a standard deviation >= 0"),
         "output_weight_sd": Field(NUMBER, 0.5, _non_negative, "a standard deviation >= 0"),
+        "input_delay_copies": Field(int, 1, _at_least_one, "an integer >= 1 (000 delay line: 10)"),
+        "input_delay_spacing_ms": Field(NUMBER, 30.0, _non_negative, "a time >= 0 ms (000: 30)"),
+        "max_delay_ms": Field(NUMBER, 0.0, _non_negative, "a delay >= 0 ms (0: no synaptic delays)"),
+        "ff_delay_init_ms": Field(NUMBER, 0.0, _non_negative, "a delay >= 0 ms: U(0, this) (003 SHD: 150)"),
+        "recurrent_delay_init_ms": Field(NUMBER, 0.0, _non_negative, "a delay >= 0 ms: U(0, this)"),
+        "input_delays_ms": Field(list, [], None, "an explicit [pre][post] matrix of initial input delays [ms]"),
     },
     "train": {
         "epochs": Field(int, 30, _at_least_one, "an integer >= 1"),
@@ -98,6 +125,7 @@ SCHEMA = {
         "selection_metric": _one_of("validation_accuracy", "train_accuracy", "validation_loss", "loss"),
         "early_stop_patience": Field(int, 0, _non_negative, "an integer >= 0 (0: never stop early)"),
         "seed": Field(int, 0, None, "an integer"),
+        "shuffle": Field(bool, True),
         "loss": _one_of("cross_entropy", "x_entropy", "first_spike_time", "delta_mse"),
         "first_spike_tau0_ms": Field(NUMBER, 1.0, _positive, "a time > 0 ms"),
         "first_spike_tau1_ms": Field(NUMBER, 100.0, _positive, "a time > 0 ms"),
@@ -126,7 +154,7 @@ def _type_name(kind) -> str:
     if kind is NUMBER:
         return "a number"
     if isinstance(kind, tuple):
-        return "a number or a list"
+        return "a number or a list" if float in kind else "an integer or a list"
     return {int: "an integer", bool: "true or false", str: "a string", list: "a list"}[kind]
 
 
@@ -199,16 +227,23 @@ def load_config(path: Path | None, overrides=()) -> dict:
 
 def _cross_check(config: dict, source: str):
     data, net = config["data"], config["network"]
-    if data["t_late_ms"] <= data["t_early_ms"]:
-        raise ConfigError(f"{source}: key 'data.t_late_ms' ({data['t_late_ms']}) must exceed "
-                          f"'data.t_early_ms' ({data['t_early_ms']})")
-    if max(data["t_late_ms"], data["bias_time_ms"]) >= net["duration_ms"]:
-        raise ConfigError(f"{source}: key 'network.duration_ms' ({net['duration_ms']}) must exceed the last input "
-                          f"spike time ({max(data['t_late_ms'], data['bias_time_ms'])} ms)")
     n_steps = net["duration_ms"] / net["dt_ms"]
     if abs(n_steps - round(n_steps)) > 1e-9:
         raise ConfigError(f"{source}: key 'network.duration_ms' ({net['duration_ms']}) must be a whole number of "
                           f"steps of network.dt_ms ({net['dt_ms']})")
+    if net["max_delay_ms"] < max(net["ff_delay_init_ms"], net["recurrent_delay_init_ms"]):
+        raise ConfigError(f"{source}: key 'network.max_delay_ms' ({net['max_delay_ms']}) must be at least the "
+                          f"initial delays (ff_delay_init_ms, recurrent_delay_init_ms)")
+    if config["augment"]["dilate_min"] > config["augment"]["dilate_max"]:
+        raise ConfigError(f"{source}: key 'augment.dilate_min' must not exceed 'augment.dilate_max'")
+    if data["dataset"] in ("shd", "ssc", "spoken_digits") and not data["root"]:
+        raise ConfigError(f"{source}: key 'data.root' must name the folder of the {data['dataset']} files")
+    if data["dataset"] in ("yinyang", "digits") and data["t_late_ms"] <= data["t_early_ms"]:
+        raise ConfigError(f"{source}: key 'data.t_late_ms' ({data['t_late_ms']}) must exceed "
+                          f"'data.t_early_ms' ({data['t_early_ms']})")
+    if data["dataset"] == "yinyang" and max(data["t_late_ms"], data["bias_time_ms"]) >= net["duration_ms"]:
+        raise ConfigError(f"{source}: key 'network.duration_ms' ({net['duration_ms']}) must exceed the last input "
+                          f"spike time ({max(data['t_late_ms'], data['bias_time_ms'])} ms)")
 
 
 def n_steps(config: dict) -> int:

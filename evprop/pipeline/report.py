@@ -1,95 +1,526 @@
-"""report.html: one self-contained page (images inlined as PNG data URIs), rendered with matplotlib."""
+"""report.html: one self-contained page (figures inlined as PNG data URIs, rendered with matplotlib), and the
+test-set analysis behind its figures (`analyse_run`): float and fixed-point predictions, spike counts per layer, one
+sample's spike rasters, the initial and trained networks, and the measured host energy of inference."""
 
 from __future__ import annotations
 
 import base64
+import datetime
 import html
 import io
-import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..model.io import atomic_write
+from .measure import EnergyMeter, per_inference
+
+RASTER_SAMPLE = 0
+COLORS = {"float": "#4c72b0", "fixed point": "#dd8452", "Lava": "#55a868", "initial": "#999999",
+          "trained": "#c44e52"}
+
+
+# ---- analysis of the run on its test set ----
+
+@dataclass
+class RunAnalysis:
+    """What the figures need beyond the stage files; arrays over the B test samples."""
+
+    labels: np.ndarray                       # [B]
+    n_classes: int
+    float_predictions: np.ndarray            # [B]
+    fixed_predictions: np.ndarray | None     # [B]; None when the readout needs output spikes
+    float_neuron_counts: dict                # {layer: int [B, n]} (neuron layers)
+    fixed_layer_counts: dict                 # {layer: int [B]} (input included)
+    raster: dict                             # one sample: 'index', 'label', 'input', 'float', 'fixed', 'v_*'
+    initial: object                          # NetworkSpec before training
+    best: object                             # NetworkSpec kept (best validation epoch)
+    initial_source: str
+    dt_ms: float
+    measured: dict = field(default_factory=dict)
+
+
+def load_networks(run_dir: Path, config: dict, n_inputs: int, n_classes: int) -> tuple:
+    """(initial, best, where the initial network came from). Checkpoints written before the initial network was
+    stored get it re-created from the configuration (initialisation is seeded by train.seed)."""
+    from ..model.io import load_arrays, network_from_arrays
+    from ..train.trainer import load_checkpoint
+    from .build import initial_network
+    path = Path(run_dir) / "checkpoint.npz"
+    try:
+        checkpoint = load_checkpoint(path)
+        return checkpoint["initial"], checkpoint["best"], "checkpoint.npz ('initial')"
+    except ValueError:
+        best = network_from_arrays(load_arrays(path, "checkpoint"), "best", str(path))
+        return (initial_network(config, n_inputs, n_classes), best,
+                "re-created from config.toml (train.seed); this checkpoint predates stored initial networks")
+
+
+def _float_counts(spec, data, max_spikes: int, batch_size: int = 256) -> dict:
+    from ..train.compiled import CompiledNetwork
+    from ..train.engine import forward
+    net = CompiledNetwork.from_spec(spec)
+    counts = np.zeros((len(data), net.n_neurons), dtype=np.int64)
+    for start in range(0, len(data), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(data)))
+        counts[idx] = forward(net, data.subset(idx), max_spikes, allow_overflow=True).spike_count
+    return {name: c for name, c in net.per_layer(counts).items()}
+
+
+def _raster(spec, fixed, data, index: int, max_spikes: int) -> dict:
+    """Spikes of every layer and the output voltages of one sample, float and fixed point."""
+    from ..hw_sim.emulator import emulate, input_raster
+    from ..train.compiled import CompiledNetwork
+    from ..train.engine import forward
+    sample = data.subset(np.array([index]))
+    net = CompiledNetwork.from_spec(spec)
+    fwd = forward(net, sample, max_spikes, allow_overflow=True)
+    emulated = emulate(fixed, sample, record_hidden=True)
+    lif = [layer.name for layer in spec.neuron_layers if layer.name in emulated.hidden_spikes]
+    return {"index": index, "label": int(sample.labels[0]), "input": input_raster(sample, 0, 1)[0],
+            "float": {name: fwd.spike_raster(net.layer_slices[name])[0] for name in lif},
+            "fixed": {name: emulated.hidden_spikes[name][0] for name in lif},
+            "v_float": fwd.v_out[0], "v_fixed": emulated.v_out_float[0], "output": spec.output.name}
+
+
+def analyse_run(run_dir: Path, config: dict, test=None) -> RunAnalysis:
+    """Run the trained float network and the fixed-point emulator over the test set (host energy measured)."""
+    from ..export.quantise import load_fixed_point
+    from ..hw_sim.emulator import emulate
+    from ..train.trainer import evaluate
+    from .build import load_splits
+    run_dir = Path(run_dir)
+    test = test if test is not None else load_splits(config)["test"]
+    max_spikes = config["train"]["max_spikes"]
+    fixed = load_fixed_point(run_dir / "fixed_point.npz")
+    initial, best, source = load_networks(run_dir, config, test.n_channels, fixed.layers[-1].size)
+    raster = _raster(best, fixed, test, RASTER_SAMPLE, max_spikes)       # also compiles the kernels
+    with EnergyMeter(poll_s=0) as float_meter:
+        float_eval = evaluate(best, test, max_spikes=max_spikes, allow_overflow=True)
+    with EnergyMeter(poll_s=0) as fixed_meter:
+        emulated = emulate(fixed, test, record_hidden=False)
+    try:
+        fixed_predictions = best.scores(emulated.v_out_float).argmax(axis=1)
+    except ValueError:
+        fixed_predictions = None
+    measured = {
+        "float_inference": per_inference(float_meter.result(), len(test), "host CPU running the float network "
+                                         "(numba) over the test set, at report time"),
+        "emulator_inference": per_inference(fixed_meter.result(), len(test), "host CPU running the fixed-point "
+                                            "emulator (numpy) over the test set, at report time")}
+    return RunAnalysis(labels=np.asarray(test.labels), n_classes=int(fixed.layers[-1].size),
+                       float_predictions=float_eval["predictions"], fixed_predictions=fixed_predictions,
+                       float_neuron_counts=_float_counts(best, test, max_spikes),
+                       fixed_layer_counts={k: np.asarray(v) for k, v in emulated.spike_counts.items()},
+                       raster=raster, initial=initial, best=best, initial_source=source, dt_ms=best.dt_ms,
+                       measured=measured)
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray | None, n_classes: int) -> list | None:
+    """Counts [true class][predicted class]."""
+    if predictions is None:
+        return None
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(labels), np.asarray(predictions)), 1)
+    return matrix.tolist()
+
+
+# ---- figures ----
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
 
 
 def _figure_uri(fig) -> str:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    _plt().close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _learning_curves(history: list) -> str:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def fig_learning_curves(history: list) -> str:
+    plt = _plt()
     epochs = [h["epoch"] + 1 for h in history]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
     axes[0].plot(epochs, [h["loss"] for h in history], label="train")
     axes[0].plot(epochs, [h["validation_loss"] for h in history], label="validation")
-    axes[0].set(xlabel="epoch", ylabel="loss")
+    axes[0].set(xlabel="epoch", ylabel="loss", title="loss")
     axes[1].plot(epochs, [100 * h["train_accuracy"] for h in history], label="train")
     axes[1].plot(epochs, [100 * h["validation_accuracy"] for h in history], label="validation")
-    axes[1].set(xlabel="epoch", ylabel="accuracy [%]")
-    axes[2].plot(epochs, [h["hidden_spikes_per_sample"] for h in history])
-    axes[2].set(xlabel="epoch", ylabel="hidden spikes / sample")
+    axes[1].set(xlabel="epoch", ylabel="accuracy [%]", title="accuracy (float network)")
+    axes[2].plot(epochs, [h["hidden_spikes_per_sample"] for h in history], color="k")
+    axes[2].set(xlabel="epoch", ylabel="hidden spikes / sample", title="hidden spike rate (training set)")
     for ax in axes[:2]:
         ax.legend()
-    uri = _figure_uri(fig)
-    plt.close(fig)
-    return uri
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _figure_uri(fig)
 
 
-def _accuracy_bars(report: dict) -> str:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def fig_accuracy(report: dict, n_classes: int | None) -> str:
+    plt = _plt()
     acc = report["accuracy"]
     names = ["float", "fixed point", "Lava"]
     values = [acc["float"]["test"], acc["fixed_point"]["test"], acc["lava"]["test"]]
     counts = [acc["float"]["n_test"], acc["fixed_point"]["n_test"], acc["lava"]["n_samples"]]
-    fig, ax = plt.subplots(figsize=(5, 3))
-    bars = ax.bar(names, [100 * v for v in values], color=["#4c72b0", "#dd8452", "#55a868"])
+    sub = ["numba, float64", "emulator, integer", "Lava fixed_pt, from model.nir"]
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    bars = ax.bar([f"{n}\n({s})" for n, s in zip(names, sub)], [100 * v for v in values],
+                  color=[COLORS[n] for n in names])
     for bar, value, n in zip(bars, values, counts):
-        ax.text(bar.get_x() + bar.get_width() / 2, 100 * value, f"{100 * value:.1f}%\nn={n}", ha="center",
-                va="bottom", fontsize=8)
-    ax.set(ylabel="test accuracy [%]", ylim=(0, 110))
-    uri = _figure_uri(fig)
-    plt.close(fig)
-    return uri
+        ax.text(bar.get_x() + bar.get_width() / 2, 100 * value + 1, f"{100 * value:.2f}%\nn={n}", ha="center",
+                va="bottom", fontsize=9)
+    if n_classes:
+        ax.axhline(100 / n_classes, color="k", ls=":", lw=1, label=f"chance ({100 / n_classes:.0f}%)")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set(ylabel="test accuracy [%]", ylim=(0, 118), title="test accuracy per stage")
+    ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    return _figure_uri(fig)
 
 
-def _table(rows) -> str:
-    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
-    return f"<table>{body}</table>"
+def fig_confusion(matrices: dict) -> str:
+    plt = _plt()
+    shown = {k: np.array(v) for k, v in matrices.items() if v is not None}
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.8), squeeze=False)
+    for ax, (name, m) in zip(axes[0], shown.items()):
+        ax.imshow(m, cmap="Blues")
+        for (i, j), v in np.ndenumerate(m):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=9,
+                    color="white" if v > m.max() / 2 else "black")
+        ticks = range(m.shape[0])
+        ax.set(xticks=ticks, yticks=ticks, xlabel="predicted class", ylabel="true class",
+               title=f"{name} (test set, n={int(m.sum())})")
+    fig.tight_layout()
+    return _figure_uri(fig)
 
 
-def write_html_report(run_dir: Path, report: dict, history: list) -> None:
+def _raster_axis(ax, raster: np.ndarray, dt_ms: float, color, title: str, size: float = 2.0) -> None:
+    steps, neurons = np.nonzero(raster)
+    ax.scatter(steps * dt_ms, neurons, s=size, color=color, marker="|" if raster.shape[1] < 50 else ".")
+    ax.set(xlim=(0, raster.shape[0] * dt_ms), ylim=(-0.5, raster.shape[1] - 0.5), ylabel="neuron",
+           title=f"{title}: {int(raster.sum())} spikes")
+
+
+def fig_rasters(raster: dict, dt_ms: float) -> str:
+    plt = _plt()
+    layers = list(raster["float"])
+    rows = 2 + len(layers)
+    fig, axes = plt.subplots(rows, 2, figsize=(13, 2.2 + 2.4 * rows), squeeze=False)
+    gs = axes[0, 0].get_gridspec()
+    for ax in axes[0]:
+        ax.remove()
+    ax_in = fig.add_subplot(gs[0, :])
+    _raster_axis(ax_in, raster["input"], dt_ms, "k", "input", 30)
+    for r, name in enumerate(layers, start=1):
+        _raster_axis(axes[r, 0], raster["float"][name], dt_ms, COLORS["float"], f"{name} (float)")
+        _raster_axis(axes[r, 1], raster["fixed"][name], dt_ms, COLORS["fixed point"], f"{name} (fixed point)")
+    t = np.arange(raster["v_float"].shape[0]) * dt_ms
+    for ax, key, label in ((axes[-1, 0], "v_float", "float"), (axes[-1, 1], "v_fixed", "fixed point")):
+        for j in range(raster[key].shape[1]):
+            ax.plot(t, raster[key][:, j], label=f"class {j}")
+        ax.set(ylabel="V [threshold units]",
+               title=f"{raster['output']} voltages ({label}; non-spiking readout)")
+        ax.legend(fontsize=7, ncol=3)
+    for ax in list(axes[-1]) + [ax_in]:
+        ax.set_xlabel("time [ms]")
+    fig.suptitle(f"test sample {raster['index']} (true class {raster['label']})", y=1.0)
+    fig.tight_layout()
+    return _figure_uri(fig)
+
+
+def fig_spike_histograms(analysis: RunAnalysis) -> str:
+    plt = _plt()
+    spiking = [n for n in analysis.fixed_layer_counts if analysis.fixed_layer_counts[n].sum() > 0
+               or (n in analysis.float_neuron_counts and analysis.float_neuron_counts[n].sum() > 0)]
+    fig, axes = plt.subplots(len(spiking), 2, figsize=(13, 2.8 * len(spiking)), squeeze=False)
+    for row, name in zip(axes, spiking):
+        fixed = analysis.fixed_layer_counts.get(name)
+        per_neuron = analysis.float_neuron_counts.get(name)
+        totals = {"fixed point": fixed} if fixed is not None else {}
+        if per_neuron is not None:
+            totals["float"] = per_neuron.sum(axis=1)
+        bins = np.histogram_bin_edges(np.concatenate(list(totals.values())), bins=40)
+        for label, values in totals.items():
+            row[0].hist(values, bins=bins, histtype="step", lw=1.5, color=COLORS[label],
+                        label=f"{label} (mean {values.mean():.1f})")
+        row[0].set(xlabel="spikes per sample", ylabel="test samples", title=f"{name}: spikes per sample")
+        row[0].legend(fontsize=8)
+        if per_neuron is not None:
+            mean = per_neuron.mean(axis=0)
+            row[1].hist(mean, bins=40, color=COLORS["float"])
+            row[1].set(xlabel="mean spikes per sample of one neuron", ylabel="neurons",
+                       title=f"{name}: per-neuron spike counts (float; {int(np.sum(mean == 0))} of {mean.size} "
+                             f"silent)")
+        else:
+            row[1].axis("off")
+            row[1].text(0.5, 0.5, f"{name}: spikes given by the data (same for float and fixed point)",
+                        ha="center", va="center")
+    fig.tight_layout()
+    return _figure_uri(fig)
+
+
+def parameter_groups(initial, best) -> list:
+    """[(title, initial values, trained values, unit)] of time constants, delays and weights."""
+    groups = []
+    for layer in best.neuron_layers:
+        start = initial.layer(layer.name)
+        groups.append((f"{layer.name}: tau_mem", start.tau_mem_ms, layer.tau_mem_ms, "ms"))
+        groups.append((f"{layer.name}: tau_syn", start.tau_syn_ms, layer.tau_syn_ms, "ms"))
+    for conn in best.connections:
+        start = initial.connection(conn.name)
+        groups.append((f"{conn.name}: delay", start.delay.ravel() * best.dt_ms, conn.delay.ravel() * best.dt_ms,
+                       f"ms, max {conn.max_delay_steps * best.dt_ms:g}"))
+        groups.append((f"{conn.name}: weight", start.weight.ravel(), conn.weight.ravel(), "threshold units"))
+    return groups
+
+
+def fig_parameters(initial, best) -> str:
+    plt = _plt()
+    groups = parameter_groups(initial, best)
+    cols = 4
+    rows = -(-len(groups) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(14, 2.6 * rows), squeeze=False)
+    for ax, (title, before, after, unit) in zip(axes.ravel(), groups):
+        before, after = np.asarray(before, float), np.asarray(after, float)
+        if np.array_equal(before, after):
+            ax.hist(after, bins=30, color=COLORS["initial"])
+            constant = f": all {after[0]:g}" if np.ptp(after) == 0 else ""
+            ax.set_title(f"{title}\nnot changed by training{constant}", fontsize=9)
+        else:
+            bins = np.histogram_bin_edges(np.concatenate([before, after]), bins=30)
+            ax.hist(before, bins=bins, histtype="step", lw=1.5, color=COLORS["initial"], label="initial")
+            ax.hist(after, bins=bins, histtype="step", lw=1.5, color=COLORS["trained"], label="trained (best)")
+            ax.legend(fontsize=7)
+            ax.set_title(title, fontsize=9)
+        ax.set_xlabel(f"[{unit}]", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[len(groups):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return _figure_uri(fig)
+
+
+def fig_energy(energy: dict) -> str:
+    plt = _plt()
+    estimates = energy["estimates"]
+    names = [e["model"] for e in estimates][::-1]
+    values = [e["estimated_uj_per_inference"] for e in estimates][::-1]
+    colors = ["#55a868" if "dense" not in n else "#8c8c8c" for n in names]
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(names) + 1.2))
+    bars = ax.barh(names, values, color=colors)
+    for bar, value in zip(bars, values):
+        ax.text(value * 1.1, bar.get_y() + bar.get_height() / 2, f"{value:.3g} uJ (estimate)", va="center",
+                fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlim(min(values) / 2, max(values) * 20)
+    ax.set(xlabel="estimated energy per inference [uJ], log scale",
+           title="ESTIMATES per inference (green: event-driven counts on neuromorphic constants; "
+                 "grey: dense network on conventional 45 nm)")
+    ax.title.set_fontsize(9)
+    ax.grid(axis="x", alpha=0.3, which="both")
+    fig.tight_layout()
+    return _figure_uri(fig)
+
+
+# ---- HTML ----
+
+def _esc(value) -> str:
+    return html.escape(str(value))
+
+
+def _table(rows, header=None) -> str:
+    head = "<tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr>" if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def _kv_table(rows) -> str:
+    body = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows)
+    return f"<table class='kv'>{body}</table>"
+
+
+def _img(uri: str, alt: str) -> str:
+    return f"<img alt='{_esc(alt)}' src='{uri}'>"
+
+
+def _pct(x) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def _uj(value: float) -> str:
+    return f"{value:.4g} µJ" if value >= 1e-3 else f"{value * 1e3:.4g} nJ"
+
+
+def summary_rows(report: dict) -> list:
+    acc, eq, energy = report["accuracy"], report["equivalence"]["emulator_vs_lava"], report["energy"]
+    return [("float test accuracy", f"{_pct(acc['float']['test'])} (n={acc['float']['n_test']}; "
+                                    f"train {_pct(acc['float']['train'])})"),
+            ("fixed-point test accuracy (emulator)", f"{_pct(acc['fixed_point']['test'])} "
+                                                      f"(n={acc['fixed_point']['n_test']})"),
+            ("Lava fixed_pt test accuracy", f"{_pct(acc['lava']['test'])} (n={acc['lava']['n_samples']})"),
+            ("emulator bit-exact with Lava", f"{eq['bit_exact']} ({eq['n_samples']} samples)"),
+            ("synaptic ops / inference (target)", f"{report['spikes']['synaptic_ops_per_sample']:,.0f}"),
+            ("energy / inference", f"{_uj(energy['estimated_uj_per_inference'])} — ESTIMATE, model "
+                                   f"{energy['model']} ({energy['source']})"),
+            ("best epoch", f"{report['training']['best_epoch'] + 1} of {report['training']['epochs']} "
+                           f"(validation {_pct(report['training']['best_validation_accuracy'])})")]
+
+
+def energy_tables(energy: dict) -> str:
+    rows = []
+    for e in energy["estimates"]:
+        terms = "<br>".join(f"{_esc(t['what'])}: {t['count']:,.0f} × {t['pj_each']:g} pJ = "
+                            f"{_uj(t['estimated_uj'])} <i>(estimate)</i>" for t in e["terms"])
+        rows.append((f"<b>{_esc(e['model'])}</b><br><small>{_esc(e['hardware'])}</small>",
+                     f"<b>{_uj(e['estimated_uj_per_inference'])}</b><br><i>ESTIMATE, {_esc(e['model'])}</i>",
+                     terms, f"<small>{_esc(e['source'])}</small>", f"<small>{_esc(e['assumptions'])}</small>"))
+    return _table(rows, ["model", "per inference", "breakdown (count × energy per op)", "source of the constants",
+                         "assumptions"])
+
+
+def measured_table(measured: dict) -> str:
+    rows = []
+    for key, m in measured.items():
+        if m.get("joules") is None:
+            value = f"<b>not measurable here</b><br><small>{_esc(m['source'])}</small>"
+        else:
+            per = m.get("joules_per_inference")
+            value = (f"<b>{m['joules']:.4g} J</b> measured over {m['seconds']:.1f} s"
+                     + (f"; {per * 1e6:.4g} µJ per inference (n={m['n_inferences']})" if per is not None else "")
+                     + f"<br><small>{_esc(m['source'])}; {_esc(m.get('scope', ''))}</small>")
+        rows.append((_esc(key.replace("_", " ")), _esc(m.get("what", "")), value))
+    return _table(rows, ["what", "scope", "measured energy"])
+
+
+def quantisation_tables(quant: dict) -> str:
+    s = quant.get("summary", {})
+    summary = _kv_table([("float → fixed-point test accuracy", f"{_pct(s['float_test_accuracy'])} → "
+                          f"{_pct(s['fixed_point_test_accuracy'])} ({s['accuracy_change_pp']:+.2f} pp, "
+                          f"n={s['n_test']})"),
+                         ("same prediction, float vs fixed point", "n/a" if s.get("prediction_agreement") is None
+                          else _pct(s["prediction_agreement"])),
+                         ("clipped weights", s["clipped_weights"]),
+                         ("v saturations / u wraps / message overflows (calibration)",
+                          f"{s['v_saturations_seen']} / {s['u_wraps_seen']} / {s['message_overflows_seen']}")]
+                        + [(f"spikes/sample in {k}, float → fixed point",
+                            f"{v['float'] if v['float'] is None else round(v['float'], 1)} → "
+                            f"{v['fixed_point'] if v['fixed_point'] is None else round(v['fixed_point'], 1)}")
+                           for k, v in s["spikes_per_layer"].items()]) if s else ""
+    layer_keys = ["kind", "v_lsb", "vth", "weight_bits", "clipped", "max_abs_u", "max_abs_v", "u_headroom_bits",
+                  "v_headroom_bits", "v_saturations_seen", "u_wraps_seen"]
+    conn_keys = ["bits", "weight_exp", "weight_unit", "sign_mode", "clipped", "clipped_fraction",
+                 "max_abs_error_unclipped", "max_delay"]
+
+    def fmt(v):
+        return f"{v:.4g}" if isinstance(v, float) else _esc(v)
+
+    layers = _table([[_esc(n)] + [fmt(q.get(k, "")) for k in layer_keys] for n, q in quant["layers"].items()],
+                    ["layer"] + layer_keys)
+    conns = _table([[_esc(n)] + [fmt(q.get(k, "")) for k in conn_keys] for n, q in quant["connections"].items()],
+                   ["connection"] + conn_keys)
+    return summary + "<h3>Layers</h3>" + layers + "<h3>Connections</h3>" + conns
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1180px;margin:auto;padding:0 1em;color:#222}
+h1{margin-bottom:.2em}h2{border-bottom:1px solid #ccc;margin-top:1.6em}
+table{border-collapse:collapse;margin:.5em 0;font-size:14px}td,th{border:1px solid #ddd;padding:3px 7px;
+vertical-align:top;text-align:left}th{background:#f4f4f4}table.kv th{width:22em}
+img{max-width:100%;display:block;margin:.5em 0}pre{background:#f4f4f4;padding:.6em;overflow-x:auto}
+.estimate{background:#fff6d6;border-left:4px solid #e0b000;padding:.4em .8em}.muted{color:#666;font-size:13px}
+nav a{margin-right:1em}"""
+
+
+def _sections(report: dict, history: list, analysis: RunAnalysis | None, config_text: str) -> list:
+    energy, quant = report["energy"], report["quantisation"]
+    confusion = report.get("confusion")
+    n_classes = analysis.n_classes if analysis else None
+    out = [("Accuracy per stage",
+            _img(fig_accuracy(report, n_classes), "accuracy per stage")
+            + "<p class='muted'>float: the best-validation network (numba); fixed point: the quantised network "
+              "in the emulator (Lava's integer arithmetic), whole test set; Lava: fixed_pt simulation of the "
+              "network built from model.nir, first test samples only.</p><h3>Emulator vs Lava</h3>"
+            + _kv_table(report["equivalence"]["emulator_vs_lava"].items())),
+           ("Learning curves", _img(fig_learning_curves(history), "learning curves") if history
+            else "<p>history.jsonl is empty</p>")]
+    if confusion and (confusion.get("float") or confusion.get("fixed_point")):
+        out.append(("Confusion matrices", _img(fig_confusion({"float": confusion.get("float"),
+                                                              "fixed point (emulator)": confusion.get("fixed_point")}),
+                                               "confusion matrices")
+                    + "<p class='muted'>Rows: true class, columns: predicted class; whole test set.</p>"))
+    if analysis:
+        out += [("Spike rasters", _img(fig_rasters(analysis.raster, analysis.dt_ms), "spike rasters")
+                 + "<p class='muted'>One test sample, every layer; left the float network, right the fixed-point "
+                   "emulator (identical to Lava where verified).</p>"),
+                ("Spike counts", _img(fig_spike_histograms(analysis), "spike count histograms")
+                 + _table([(_esc(n), f"{v['mean_per_sample']:.1f}",
+                            f"{report['spikes']['float_per_layer'].get(n, {}).get('mean_per_sample', float('nan')):.1f}")
+                           for n, v in report["spikes"]["per_layer"].items()],
+                          ["layer", "spikes / sample (fixed point)", "spikes / sample (float)"])),
+                ("Learned parameters", f"<p class='muted'>Initial network: {_esc(analysis.initial_source)}; trained: "
+                 "best-validation network. Delays and time constants stay at their initial values unless "
+                 "their learning rate is non-zero.</p>" + _img(fig_parameters(analysis.initial, analysis.best),
+                                                                 "learned parameters"))]
+    else:
+        out.append(("Figures from the test set", "<p>not available: the test-set analysis could not run</p>"))
+    out += [("Quantisation", quantisation_tables(quant)),
+            ("Energy", "<div class='estimate'><b>ESTIMATES, not measurements.</b> Event counts per inference from "
+             "the fixed-point emulator × published per-operation energies; the model and source stand beside "
+             "every figure.</div>" + _img(fig_energy(energy), "energy estimates") + energy_tables(energy)
+             + "<h3>Measured energy (host)</h3>" + measured_table(energy["measured"])
+             + "<h3>Why op-count estimates mislead</h3><ul>"
+             + "".join(f"<li>{_esc(c)}</li>" for c in energy["criticisms"]) + "</ul>"),
+            ("Versions, hardware and timing",
+             _kv_table(list(report["versions"].items())) + "<h3>Hardware</h3>"
+             + _kv_table([(f"{who}: {k}", v) for who, info in report.get("hardware", {}).items()
+                          if isinstance(info, dict) for k, v in info.items()]
+                         + [(k, v) for k, v in report.get("hardware", {}).items() if not isinstance(v, dict)])
+             + "<h3>Timing</h3>" + _kv_table([(k, f"{v:.1f} s") for k, v in report["timing"].items()])),
+            ("Configuration", f"<pre>{_esc(config_text)}</pre>")]
+    return out
+
+
+def write_html_report(run_dir: Path, report: dict, history: list, analysis: RunAnalysis | None = None) -> None:
     run_dir = Path(run_dir)
     config_text = (run_dir / "config.toml").read_text() if (run_dir / "config.toml").exists() else ""
-    energy = report["energy"]
-    eq = report["equivalence"]["emulator_vs_lava"]
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>evprop report: "
-        f"{html.escape(report['name'])}</title><style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}"
-        "th{text-align:left;padding-right:1em}pre{background:#f4f4f4;padding:.5em}</style></head><body>",
-        f"<h1>evprop run: {html.escape(report['name'])}</h1>",
-        "<h2>Accuracy per stage</h2>", f"<img alt='accuracy per stage' src='{_accuracy_bars(report)}'>",
-        "<h2>Hardware equivalence (emulator vs Lava fixed_pt)</h2>",
-        _table([(k, v) for k, v in eq.items()]),
-        "<h2>Learning curves</h2>", f"<img alt='learning curves' src='{_learning_curves(history)}'>",
-        "<h2>Spikes and operations per sample (fixed-point target)</h2>",
-        _table([(f"spikes in {name}", f"{v['mean_per_sample']:.1f}")
-                for name, v in report["spikes"]["per_layer"].items()]
-               + [("synaptic operations", f"{report['spikes']['synaptic_ops_per_sample']:.0f}"),
-                  ("neuron updates", f"{report['spikes']['neuron_updates_per_sample']:.0f}")]),
-        "<h2>Energy (ESTIMATE)</h2>",
-        _table([("estimated energy per inference", f"{energy['estimated_uj_per_inference']:.4f} uJ (estimate)"),
-                ("model", energy["model"]), ("source", energy["source"]),
-                ("constants", f"{energy['pj_per_synaptic_op']} pJ/SOP, {energy['pj_per_active_neuron_update']} / "
-                              f"{energy['pj_per_inactive_neuron_update']} pJ per active / inactive neuron update"),
-                ("note", energy["note"])]),
-        "<h2>Quantisation</h2>", f"<pre>{html.escape(json.dumps(report['quantisation'], indent=1))}</pre>",
-        "<h2>Timing and versions</h2>", _table(list(report["timing"].items()) + list(report["versions"].items())),
-        "<h2>Configuration</h2>", f"<pre>{html.escape(config_text)}</pre>",
-        "</body></html>",
-    ]
+    sections = _sections(report, history, analysis, config_text)
+    anchors = [f"s{i}" for i in range(len(sections))]
+    when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>evprop report: {_esc(report['name'])}"
+             f"</title><style>{STYLE}</style></head><body>",
+             f"<h1>evprop run: {_esc(report['name'])}</h1><p class='muted'>{_esc(run_dir.resolve())} — report "
+             f"generated {when} by <code>evprop report</code></p>",
+             _kv_table(summary_rows(report)),
+             "<nav>" + "".join(f"<a href='#{a}'>{_esc(t)}</a>" for a, (t, _) in zip(anchors, sections)) + "</nav>"]
+    parts += [f"<h2 id='{a}'>{_esc(title)}</h2>{body}" for a, (title, body) in zip(anchors, sections)]
+    parts.append("</body></html>")
     atomic_write(run_dir / "report.html", lambda handle: handle.write("\n".join(parts).encode()))
+
+
+def quantisation_section(quant: dict, report_accuracy: dict, analysis: RunAnalysis | None, spikes: dict) -> dict:
+    """quantise.json's report plus a summary: accuracy change, float/fixed agreement, clipping and overflows."""
+    layers = quant.get("layers", {})
+    agreement = None
+    if analysis is not None and analysis.fixed_predictions is not None:
+        agreement = float(np.mean(analysis.fixed_predictions == analysis.float_predictions))
+    names = list(dict.fromkeys(list(spikes["per_layer"]) + list(spikes["float_per_layer"])))
+    summary = {
+        "float_test_accuracy": report_accuracy["float"]["test"],
+        "fixed_point_test_accuracy": report_accuracy["fixed_point"]["test"],
+        "accuracy_change_pp": 100 * (report_accuracy["fixed_point"]["test"] - report_accuracy["float"]["test"]),
+        "n_test": report_accuracy["fixed_point"]["n_test"],
+        "prediction_agreement": agreement,
+        "clipped_weights": int(sum(c.get("clipped", 0) for c in quant.get("connections", {}).values())),
+        "v_saturations_seen": int(sum(q.get("v_saturations_seen", 0) for q in layers.values())),
+        "u_wraps_seen": int(sum(q.get("u_wraps_seen", 0) for q in layers.values())),
+        "message_overflows_seen": int(sum(q.get("message_overflows_seen", 0) for q in layers.values())),
+        "spikes_per_layer": {n: {"float": spikes["float_per_layer"].get(n, {}).get("mean_per_sample"),
+                                 "fixed_point": spikes["per_layer"].get(n, {}).get("mean_per_sample")}
+                             for n in names},
+    }
+    return {**quant, "summary": summary}

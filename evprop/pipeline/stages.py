@@ -150,35 +150,64 @@ def verify_stage(run_dir: Path, samples: int | None = None, timeout_s: float | N
 
 
 def report_stage(run_dir: Path) -> dict:
-    """Assemble report.json and report.html from the stage files of a run."""
+    """Assemble report.json and report.html from the stage files of a run, plus a test-set analysis (confusion
+    matrices, rasters, spike histograms, parameter distributions, measured host energy of inference); energy
+    estimates per evprop.pipeline.energy, schema in evprop.pipeline.report_schema."""
+    from .energy import dense_counts, energy_section
+    from .measure import host_info, per_inference
+    from .report import analyse_run, confusion_matrix, quantisation_section
+    from .report_schema import validate_report
     run_dir = Path(run_dir)
+    config = run_config(run_dir)
     tr = _read_json(run_dir / "train.json", "training summary")
     qu = _read_json(run_dir / "quantise.json", "quantisation summary")
     ve = _read_json(run_dir / "verify.json", "verification summary")
     counts = qu["counts"]
+    try:
+        analysis = analyse_run(run_dir, config)
+    except (ValueError, OSError, RuntimeError, KeyError) as err:
+        log.warning("report: test-set figures left out (%s)", err)
+        analysis = None
     report = {
-        "name": run_config(run_dir)["name"],
+        "name": config["name"],
         "accuracy": {"float": {"train": tr["float_train_accuracy"], "test": tr["float_test_accuracy"],
                                "n_test": tr["n_test"]},
                      "fixed_point": {"test": qu["fixed_point_test_accuracy"], "n_test": qu["n_test"]},
                      "lava": {"test": ve["lava_test_accuracy"], "n_samples": ve["n_samples"]}},
         "equivalence": {"emulator_vs_lava": {k: v for k, v in ve.items()
-                                             if k not in ("per_sample", "lava_test_accuracy", "verify_s")}},
+                                             if k not in ("per_sample", "lava_test_accuracy", "verify_s",
+                                                          "measured_energy")}},
         "spikes": {"per_layer": {name: {"mean_per_sample": v} for name, v in counts["spikes_per_layer"].items()},
                    "float_per_layer": {name: {"mean_per_sample": v}
                                        for name, v in tr["float_spikes_per_sample"].items()},
                    "synaptic_ops_per_sample": counts["synaptic_ops"],
                    "neuron_updates_per_sample": counts["neuron_updates"]},
-        "energy": loihi_estimate(counts["synaptic_ops"], counts["active_neuron_updates"],
-                                 counts["neuron_updates"] - counts["active_neuron_updates"]),
-        "quantisation": qu["quantisation"],
         "training": {k: tr[k] for k in ("epochs", "best_epoch", "best_validation_accuracy")},
         "timing": {"train_s": tr["train_s"], "verify_s": ve["verify_s"]},
         "versions": versions(),
     }
+    dense = dense_counts(analysis.best) if analysis else None
+    measured = {"training": per_inference(tr.get("measured_energy"), None, "host during training"),
+                "verification": per_inference(ve.get("measured_energy"), ve["n_samples"],
+                                              "host running Lava fixed_pt (a CPU simulation of the chip)"),
+                **(analysis.measured if analysis else {})}
+    report["energy"] = energy_section(counts, dense, measured, dense["neurons"] if dense else None)
+    report["quantisation"] = quantisation_section(qu["quantisation"], report["accuracy"], analysis,
+                                                  report["spikes"])
+    if analysis:
+        report["confusion"] = {"labels": list(range(analysis.n_classes)), "rows": "true class",
+                               "n_test": len(analysis.labels),
+                               "float": confusion_matrix(analysis.labels, analysis.float_predictions,
+                                                         analysis.n_classes),
+                               "fixed_point": confusion_matrix(analysis.labels, analysis.fixed_predictions,
+                                                               analysis.n_classes)}
+    report["hardware"] = {"report_host": host_info(),
+                          "training_host": tr.get("hardware", "not recorded in train.json")}
+    for problem in validate_report(report):
+        log.warning("report.json schema: %s", problem)
     _write_json(run_dir / "report.json", report)
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines() if line]
-    write_html_report(run_dir, report, history)
+    write_html_report(run_dir, report, history, analysis)
     return report
 
 

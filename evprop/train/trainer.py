@@ -50,6 +50,7 @@ class TrainSettings:
     selection_metric: str = "validation_accuracy"   # the epoch kept and early stopping use it; never the test set
     early_stop_patience: int = 0         # stop after this many epochs without improvement (0: never)
     seed: int = 0
+    shuffle: bool = True                 # a new seeded order every epoch; False: the data set's order
     loss: str = "cross_entropy"          # a name in evprop.train.losses.LOSSES
     first_spike_tau0_ms: float = 1.0     # L_time (000 Table 3 / genn_eventprop defaults)
     first_spike_tau1_ms: float = 100.0
@@ -200,7 +201,7 @@ class Trainer:
     def run_epoch(self, epoch: int, data: SpikeData) -> dict:
         t0 = time.perf_counter()
         settings, net = self.settings, self.net
-        rng = np.random.default_rng([settings.seed, epoch])
+        rng = np.random.default_rng([settings.seed, epoch]) if settings.shuffle else None
         losses, correct, dropped = 0.0, 0, {}
         epoch_counts = np.zeros(net.n_neurons, dtype=np.int64)
         for idx in batches(len(data), settings.batch_size, rng):
