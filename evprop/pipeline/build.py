@@ -112,7 +112,7 @@ def initial_network(config: dict, n_inputs: int, n_classes: int) -> NetworkSpec:
     else:
         layers.append(LILayer("output", n_classes, *initial_taus(net, n_classes, rng)))
     out_mean, out_sd = (net["input_weight_mean"], net["input_weight_sd"]) if previous == "input" \
-        else (0.0, net["output_weight_sd"])
+        else (net["output_weight_mean"], net["output_weight_sd"])
     conns.append(Connection(previous, "output", rng.normal(out_mean, out_sd, (n_previous, n_classes)), None,
                             max_delay))
     if net["input_delays_ms"]:

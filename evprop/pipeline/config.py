@@ -67,7 +67,8 @@ SCHEMA = {
         "channel_factor": Field(int, 1, _at_least_one, "an integer >= 1 (10: 700 -> 70 channels)"),
         "cache_dir": Field(str, "", None, "a folder ('' = beside the data files)"),
         "train_size": Field(int, 5000, _at_least_one, "an integer >= 1"),
-        "validation_size": Field(int, 1000, _at_least_one, "an integer >= 1"),
+        "validation_size": Field(int, 1000, _non_negative, "an integer >= 0 (0: no validation set; then "
+                                                           "train.selection_metric must be a training metric)"),
         "test_size": Field(int, 1000, _at_least_one, "an integer >= 1"),
         "seeds": Field(list, [42, 41, 40], lambda x: len(x) == 3 and all(isinstance(i, int) for i in x),
                        "three integer seeds [train, validation, test]"),
@@ -98,6 +99,7 @@ SCHEMA = {
         "recurrent_weight_sd": Field(NUMBER, 0.05, _non_negative, "a standard deviation >= 0"),
         "hidden_weight_mean": Field(NUMBER, 0.0, None, "a number (hidden -> hidden feed-forward)"),
         "hidden_weight_sd": Field(NUMBER, 0.2, _non_negative, "a standard deviation >= 0"),
+        "output_weight_mean": Field(NUMBER, 0.0, None, "a number"),
         "output_weight_sd": Field(NUMBER, 0.5, _non_negative, "a standard deviation >= 0"),
         "input_delay_copies": Field(int, 1, _at_least_one, "an integer >= 1 (000 delay line: 10)"),
         "input_delay_spacing_ms": Field(NUMBER, 30.0, _non_negative, "a time >= 0 ms (000: 30)"),
@@ -110,7 +112,7 @@ SCHEMA = {
         "epochs": Field(int, 30, _at_least_one, "an integer >= 1"),
         "batch_size": Field(int, 32, _at_least_one, "an integer >= 1"),
         "learning_rate": Field(NUMBER, 2e-3, _non_negative, "a learning rate >= 0 (0: weights fixed)"),
-        "delay_learning_rate": Field(NUMBER, 0.0, _non_negative, "a learning rate >= 0 (0: delays fixed)"),
+        "delay_learning_rate": Field(NUMBER, 0.0, _non_negative, "a learning rate >= 0 in ms (0: delays fixed)"),
         "tau_learning_rate": Field(NUMBER, 0.0, _non_negative, "a learning rate >= 0 (0: time constants fixed)"),
         "min_tau_mem_ms": Field(NUMBER, 3.0, _positive, "a time constant > 0 ms"),
         "min_tau_syn_ms": Field(NUMBER, 1.0, _positive, "a time constant > 0 ms"),
@@ -236,6 +238,11 @@ def _cross_check(config: dict, source: str):
                           f"initial delays (ff_delay_init_ms, recurrent_delay_init_ms)")
     if config["augment"]["dilate_min"] > config["augment"]["dilate_max"]:
         raise ConfigError(f"{source}: key 'augment.dilate_min' must not exceed 'augment.dilate_max'")
+    if data["validation_size"] == 0 and data["dataset"] in ("yinyang", "digits", "spoken_digits") or \
+            data["validation_size"] == 0 and config["train"]["selection_metric"].startswith("validation") \
+            and data["dataset"] == "shd" and data["protocol"] == "train_test":
+        raise ConfigError(f"{source}: key 'data.validation_size' is 0: give a validation set or select on a "
+                          f"training metric (train.selection_metric = 'train_accuracy' or 'loss')")
     if data["dataset"] in ("shd", "ssc", "spoken_digits") and not data["root"]:
         raise ConfigError(f"{source}: key 'data.root' must name the folder of the {data['dataset']} files")
     if data["dataset"] in ("yinyang", "digits") and data["t_late_ms"] <= data["t_early_ms"]:

@@ -80,7 +80,8 @@ def train_stage(config: dict, run_dir: Path, splits: dict | None = None) -> dict
                  100 * record["train_accuracy"], 100 * record["validation_accuracy"],
                  record["hidden_spikes_per_sample"], record["seconds"], eta)
 
-    best, history = train(spec, splits["train"], splits["validation"], settings, run_dir, progress)
+    best, history = train(spec, splits["train"], splits["validation"], settings, run_dir, progress,
+                          epoch_augmentation(config))
     max_spikes = config["train"]["max_spikes"]
     float_train = evaluate(best, splits["train"], max_spikes=max_spikes, allow_overflow=True)
     float_test = evaluate(best, splits["test"], max_spikes=max_spikes, allow_overflow=True)
@@ -93,6 +94,21 @@ def train_stage(config: dict, run_dir: Path, splits: dict | None = None) -> dict
                "n_test": len(splits["test"]), "float_spikes_per_sample": float_test["spikes_per_sample"]}
     _write_json(run_dir / "train.json", summary)
     return summary
+
+
+def epoch_augmentation(config: dict):
+    """augment(train_data, epoch) for the configured augmentations (000 section 4.4), or None; seeded per epoch."""
+    from ..data.augment import augment_epoch, transforms_from_config
+    transforms = transforms_from_config(config["augment"])
+    if not transforms:
+        return None
+
+    def augment(data, epoch):
+        augmented, counts = augment_epoch(data, transforms, config["train"]["seed"], epoch)
+        log.info("epoch %d augmentation: %s", epoch + 1,
+                 "; ".join(f"{name}: {c.describe()}" for name, c in counts.items()))
+        return augmented
+    return augment
 
 
 def quantise_stage(run_dir: Path, splits: dict | None = None) -> dict:

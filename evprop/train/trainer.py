@@ -35,7 +35,7 @@ class TrainSettings:
     epochs: int = 30
     batch_size: int = 32
     learning_rate: float = 2e-3          # weights; 0 keeps them fixed
-    delay_learning_rate: float = 0.0     # delays (own Adam, as 003's delay_optimiser); 0 keeps them fixed
+    delay_learning_rate: float = 0.0     # delays [ms per Adam step] (own Adam, as 003's delay_optimiser); 0: fixed
     tau_learning_rate: float = 0.0       # tau_mem and tau_syn per neuron (own Adam, 000 App. C); 0: fixed
     min_tau_mem_ms: float = 3.0          # lower clamps after each update (000 section 4.9)
     min_tau_syn_ms: float = 1.0
@@ -104,20 +104,24 @@ def evaluate(spec: NetworkSpec, data: SpikeData, batch_size: int = 256, max_spik
         loss_sum += loss * len(idx)
         predictions[idx] = scores.argmax(axis=1)
         counts[idx] = fwd.spike_count
-    return {"accuracy": float(np.mean(predictions == data.labels)), "loss": loss_sum / max(len(data), 1),
+    if len(data) == 0:
+        return {"accuracy": float("nan"), "loss": float("nan"), "predictions": predictions,
+                "spikes_per_sample": {name: float("nan") for name in net.layer_slices}}
+    return {"accuracy": float(np.mean(predictions == data.labels)), "loss": loss_sum / len(data),
             "predictions": predictions,
             "spikes_per_sample": {name: float(c.sum(axis=1).mean()) for name, c in net.per_layer(counts).items()}}
 
 
 def train(spec: NetworkSpec, train_data: SpikeData, val_data: SpikeData, settings: TrainSettings,
-          run_dir: Path | None = None, progress=None) -> tuple[NetworkSpec, list]:
+          run_dir: Path | None = None, progress=None, augment=None) -> tuple[NetworkSpec, list]:
     """Train with EventProp; returns (the network of the best epoch by settings.selection_metric, history). Each
     epoch appends a line to run_dir/history.jsonl and rewrites run_dir/checkpoint.npz atomically.
-    `progress(epoch, record)` is called after each epoch."""
+    `progress(epoch, record)` is called after each epoch; `augment(train_data, epoch)` gives the epoch's
+    (augmented) training set."""
     trainer = Trainer(spec, settings)
     best, history, since_best = None, [], 0
     for epoch in range(settings.epochs):
-        record = trainer.run_epoch(epoch, train_data)
+        record = trainer.run_epoch(epoch, augment(train_data, epoch) if augment else train_data)
         current = trainer.net.to_spec()
         val = evaluate(current, val_data, max_spikes=settings.max_spikes, allow_overflow=settings.allow_overflow,
                        loss_fn=trainer.loss_fn)
@@ -230,7 +234,9 @@ class Trainer:
         if settings.learning_rate > 0:
             opt["adam"].step(net.w_flat, grads.weights, settings.learning_rate * factor)
         if settings.delay_learning_rate > 0:
-            opt["delay_adam"].step(net.delay_flat, grads.delays, settings.delay_learning_rate * factor)
+            # delays are parameters in steps; the rate is in ms so that configs do not depend on dt
+            opt["delay_adam"].step(net.delay_flat, grads.delays, settings.delay_learning_rate * factor
+                                   / self.spec.dt_ms)
             net.clamp_delays()
         if settings.tau_learning_rate > 0:
             taus = np.concatenate([net.tau_mem, net.tau_syn])
@@ -287,8 +293,9 @@ def default_loss(spec: NetworkSpec):
 
 def selection_key(record: dict, metric: str = "validation_accuracy") -> tuple:
     """How the kept model is chosen: the selection metric (losses: lower is better), ties broken by lower
-    validation loss."""
-    return SELECTION_METRICS[metric] * record[metric], -record["validation_loss"]
+    validation loss (training loss without a validation set)."""
+    tie = record["validation_loss"] if np.isfinite(record["validation_loss"]) else record["loss"]
+    return SELECTION_METRICS[metric] * record[metric], -tie
 
 
 def best_epoch(history: list, metric: str = "validation_accuracy") -> int:
