@@ -19,7 +19,7 @@ EXIT_CHECK_FAILED = 1
 
 EXAMPLES = {
     "run": "evprop run configs/default.toml --out runs/default --set train.epochs=5",
-    "train": "evprop train configs/default.toml --out runs/default",
+    "train": "evprop train configs/default.toml --out runs/default   |   evprop train --resume runs/default",
     "quantise": "evprop quantise runs/default",
     "export": "evprop export runs/default",
     "verify": "evprop verify runs/default --samples 20 --timeout 600",
@@ -47,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
     _add_config_args(add("run", "train, quantise, export, verify and report in one go"))
-    _add_config_args(add("train", "train with EventProp (writes checkpoint.npz, history.jsonl)"))
+    train = add("train", "train with EventProp (writes checkpoint.npz, history.jsonl)")
+    _add_config_args(train)
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                       help="continue a killed run from its last completed epoch (uses the run's config.toml)")
     for name, text in (("quantise", "quantise a trained run to fixed point (writes fixed_point.npz)"),
                        ("export", "export a run's network to NIR (writes model.nir)")):
         add(name, text).add_argument("run_dir", type=Path)
@@ -91,7 +94,12 @@ def cmd_run(args) -> int:
 
 def cmd_train(args) -> int:
     from .stages import train_stage
-    train_stage(load_config(args.config, args.set), _run_dir(args))
+    if args.resume is not None:
+        if args.set:
+            raise ConfigError("--resume continues a run with its own config.toml; --set is not allowed with it")
+        train_stage(None, args.resume, resume=True)
+    else:
+        train_stage(load_config(args.config, args.set), _run_dir(args))
     return 0
 
 

@@ -26,7 +26,7 @@ from ..hw_sim.lava_sim import run_lava
 from ..hw_sim.verify import compare
 from ..model.io import atomic_write
 from ..train.engine import state_bounds
-from ..train.trainer import TrainSettings, best_epoch, evaluate, load_checkpoint, train
+from ..train.trainer import TrainSettings, best_epoch, evaluate, load_checkpoint, load_resume, train
 from .build import initial_network, load_splits, n_classes
 from .config import dump_toml, load_config
 from .energy import loihi_estimate
@@ -60,11 +60,25 @@ def trained_network(run_dir: Path):
 
 # ---- stages ----
 
-def train_stage(config: dict, run_dir: Path, splits: dict | None = None) -> dict:
-    """Train from scratch; writes config.toml, checkpoint.npz and history.jsonl. Returns the training summary."""
+LATER_STAGE_FILES = ("train.json", "fixed_point.npz", "quantise.json", "model.nir", "verify.json", "report.json",
+                     "report.html")
+
+
+def train_stage(config: dict | None, run_dir: Path, splits: dict | None = None, resume: bool = False) -> dict:
+    """Train from scratch (writes config.toml, checkpoint.npz, history.jsonl, train.json; the files of later
+    stages of an earlier run in the same folder are removed), or with `resume` continue the run in `run_dir` from
+    its last completed epoch with the run's own config.toml. Returns the training summary."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(run_dir / "config.toml", lambda handle: handle.write(dump_toml(config).encode()))
+    state = None
+    if resume:
+        config = run_config(run_dir)
+        state = load_resume(run_dir)
+        log.info("resuming %s after epoch %d", run_dir, state["meta"]["epoch"] + 1)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for name in LATER_STAGE_FILES:
+            (run_dir / name).unlink(missing_ok=True)
+        atomic_write(run_dir / "config.toml", lambda handle: handle.write(dump_toml(config).encode()))
     splits = splits or load_splits(config)
     log.info("data: %d train / %d validation / %d test samples, %d channels x %d steps", len(splits["train"]),
              len(splits["validation"]), len(splits["test"]), splits["train"].n_channels, splits["train"].n_steps)
@@ -81,7 +95,7 @@ def train_stage(config: dict, run_dir: Path, splits: dict | None = None) -> dict
                  record["hidden_spikes_per_sample"], record["seconds"], eta)
 
     best, history = train(spec, splits["train"], splits["validation"], settings, run_dir, progress,
-                          epoch_augmentation(config))
+                          epoch_augmentation(config), resume=state)
     max_spikes = config["train"]["max_spikes"]
     float_train = evaluate(best, splits["train"], max_spikes=max_spikes, allow_overflow=True)
     float_test = evaluate(best, splits["test"], max_spikes=max_spikes, allow_overflow=True)

@@ -113,14 +113,25 @@ def evaluate(spec: NetworkSpec, data: SpikeData, batch_size: int = 256, max_spik
 
 
 def train(spec: NetworkSpec, train_data: SpikeData, val_data: SpikeData, settings: TrainSettings,
-          run_dir: Path | None = None, progress=None, augment=None) -> tuple[NetworkSpec, list]:
+          run_dir: Path | None = None, progress=None, augment=None, resume: dict | None = None
+          ) -> tuple[NetworkSpec, list]:
     """Train with EventProp; returns (the network of the best epoch by settings.selection_metric, history). Each
     epoch appends a line to run_dir/history.jsonl and rewrites run_dir/checkpoint.npz atomically.
     `progress(epoch, record)` is called after each epoch; `augment(train_data, epoch)` gives the epoch's
-    (augmented) training set."""
-    trainer = Trainer(spec, settings)
-    best, history, since_best = None, [], 0
-    for epoch in range(settings.epochs):
+    (augmented) training set. `resume` (from `load_resume`) continues after the last completed epoch with exactly
+    the state an uninterrupted run would have had (every random draw is seeded per epoch)."""
+    best, history, since_best, start = None, [], 0, 0
+    if resume is None:
+        trainer = Trainer(spec, settings)
+    else:
+        spec, history = resume["initial"], list(resume["history"])
+        trainer = Trainer(spec, settings, current=resume["network"])
+        trainer.restore(resume)
+        meta = resume["meta"]
+        best = (selection_key(history[meta["best_epoch"]], settings.selection_metric), resume["best"],
+                meta["best_epoch"])
+        since_best, start = meta["since_best"], meta["epoch"] + 1
+    for epoch in range(start, settings.epochs):
         record = trainer.run_epoch(epoch, augment(train_data, epoch) if augment else train_data)
         current = trainer.net.to_spec()
         val = evaluate(current, val_data, max_spikes=settings.max_spikes, allow_overflow=settings.allow_overflow,
@@ -136,7 +147,8 @@ def train(spec: NetworkSpec, train_data: SpikeData, val_data: SpikeData, setting
         if run_dir is not None:
             _append_history(Path(run_dir), record)
             save_checkpoint(Path(run_dir), current, best[1], trainer.optimisers, epoch, best[2],
-                            history[best[2]]["validation_accuracy"], initial=spec)
+                            history[best[2]]["validation_accuracy"], initial=spec,
+                            state={"since_best": since_best, "schedule": trainer.schedule.state()})
         if progress is not None:
             progress(epoch, record)
         if settings.early_stop_patience and since_best >= settings.early_stop_patience:
@@ -158,6 +170,14 @@ class LearningRates:
         self.halving = 1.0
         self.m_fast = self.m_slow = None
         self.last_change = 0
+
+    def state(self) -> dict:
+        return {"ease_in": self.ease_in, "halving": self.halving, "m_fast": self.m_fast, "m_slow": self.m_slow,
+                "last_change": self.last_change}
+
+    def load_state(self, state: dict) -> None:
+        self.ease_in, self.halving = state["ease_in"], state["halving"]
+        self.m_fast, self.m_slow, self.last_change = state["m_fast"], state["m_slow"], state["last_change"]
 
     def factor(self, epoch: int) -> float:
         return self.ease_in * self.halving * self.settings.lr_decay_per_epoch ** epoch
@@ -181,9 +201,9 @@ class LearningRates:
 class Trainer:
     """One network being trained: its compiled form, one Adam per parameter group, the learning-rate schedule."""
 
-    def __init__(self, spec: NetworkSpec, settings: TrainSettings):
+    def __init__(self, spec: NetworkSpec, settings: TrainSettings, current: NetworkSpec | None = None):
         self.spec, self.settings = spec, settings
-        self.net = CompiledNetwork.from_spec(spec)       # w_flat, delay_flat, taus are updated in place
+        self.net = CompiledNetwork.from_spec(current or spec)   # w_flat, delay_flat, taus are updated in place
         self.optimisers = {"adam": Adam(len(self.net.w_flat)), "delay_adam": Adam(len(self.net.delay_flat)),
                            "tau_adam": Adam(2 * self.net.n_neurons)}
         self.schedule = LearningRates(settings)
@@ -192,6 +212,13 @@ class Trainer:
         n_hidden = self.net.n_neurons - self.net.n_out
         self.reg_upper = self._per_hidden_neuron(settings.reg_lambda_upper, n_hidden)
         self.reg_lower = self._per_hidden_neuron(settings.reg_lambda_lower, n_hidden)
+
+    def restore(self, checkpoint: dict) -> None:
+        """Optimiser and schedule state from a checkpoint (`load_checkpoint`)."""
+        for name, state in checkpoint["optimisers"].items():
+            opt = self.optimisers[name]
+            opt.m, opt.v, opt.t = state["m"].copy(), state["v"].copy(), state["t"]
+        self.schedule.load_state(checkpoint["meta"]["schedule"])
 
     def _per_hidden_neuron(self, value, n_hidden: int) -> np.ndarray:
         layers = [layer for layer in self.spec.neuron_layers[:-1]]
@@ -302,6 +329,23 @@ def best_epoch(history: list, metric: str = "validation_accuracy") -> int:
     return max(range(len(history)), key=lambda i: selection_key(history[i], metric))
 
 
+def load_resume(run_dir: Path) -> dict:
+    """Everything `train(resume=...)` needs from a run directory: the checkpoint of the last completed epoch and
+    the history up to it (a line written after that checkpoint, by a run killed in between, is dropped)."""
+    run_dir = Path(run_dir)
+    checkpoint = load_checkpoint(run_dir / "checkpoint.npz")
+    if "schedule" not in checkpoint["meta"]:
+        raise ValueError(f"{run_dir / 'checkpoint.npz'}: checkpoint holds no training-loop state to resume from")
+    path = run_dir / "history.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    n_epochs = checkpoint["meta"]["epoch"] + 1
+    if len(lines) < n_epochs:
+        raise ValueError(f"{path}: {len(lines)} epochs recorded, the checkpoint is after epoch {n_epochs}")
+    history = [json.loads(line) for line in lines[:n_epochs]]
+    atomic_write(path, lambda handle: handle.write(("\n".join(lines[:n_epochs]) + "\n").encode()))
+    return {**checkpoint, "history": history}
+
+
 def _append_history(run_dir: Path, record: dict) -> None:
     path = run_dir / "history.jsonl"
     lines = path.read_text().splitlines() if path.exists() and record["epoch"] > 0 else []
@@ -310,14 +354,14 @@ def _append_history(run_dir: Path, record: dict) -> None:
 
 
 def save_checkpoint(run_dir: Path, current: NetworkSpec, best: NetworkSpec, optimisers: dict, epoch: int,
-                    best_epoch: int, best_accuracy: float, initial: NetworkSpec) -> None:
-    """checkpoint.npz: the initial, current and best networks, every optimiser's state, and the epoch (atomic
-    write)."""
+                    best_epoch: int, best_accuracy: float, initial: NetworkSpec, state: dict | None = None) -> None:
+    """checkpoint.npz: the initial, current and best networks, every optimiser's state, the epoch and the loop's
+    state (`state`: schedule, epochs since the best) (atomic write)."""
     arrays = {**network_to_arrays(current, "net"), **network_to_arrays(best, "best"),
               **network_to_arrays(initial, "initial"),
               "meta": np.array(json.dumps({"format": CHECKPOINT_FORMAT, "epoch": epoch, "best_epoch": best_epoch,
                                            "best_validation_accuracy": best_accuracy,
-                                           "optimisers": sorted(optimisers)}))}
+                                           "optimisers": sorted(optimisers), **(state or {})}))}
     for name, opt in optimisers.items():
         arrays.update({f"{name}/m": opt.m, f"{name}/v": opt.v, f"{name}/t": np.array(opt.t)})
     save_arrays(run_dir / "checkpoint.npz", arrays)
