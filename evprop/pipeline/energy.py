@@ -145,7 +145,7 @@ def sram_read_pj(n_bytes: int) -> tuple:
     """(pJ per 64-bit read, label) of the smallest Horowitz SRAM holding n_bytes, or DRAM if none does."""
     for size, pj in sorted(HOROWITZ["pj_per_64bit_read_sram"].items()):
         if n_bytes <= size:
-            return pj, f"{size // 1024} KB SRAM"
+            return pj, f"{size // 1024} KB SRAM" if size < 1024 * 1024 else f"{size // 1024 ** 2} MB SRAM"
     return HOROWITZ["pj_per_64bit_read_dram"], "DRAM (does not fit 1 MB SRAM)"
 
 

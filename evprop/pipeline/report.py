@@ -195,15 +195,16 @@ def fig_confusion(matrices: dict) -> str:
                     color="white" if v > m.max() / 2 else "black")
         ticks = range(m.shape[0])
         ax.set(xticks=ticks, yticks=ticks, xlabel="predicted class", ylabel="true class",
-               title=f"{name} (test set, n={int(m.sum())})")
+               title=f"{name}, test set (n={int(m.sum())})")
     fig.tight_layout()
     return _figure_uri(fig)
 
 
 def _raster_axis(ax, raster: np.ndarray, dt_ms: float, color, title: str, size: float = 2.0) -> None:
     steps, neurons = np.nonzero(raster)
-    ax.scatter(steps * dt_ms, neurons, s=size, color=color, marker="|" if raster.shape[1] < 50 else ".")
-    ax.set(xlim=(0, raster.shape[0] * dt_ms), ylim=(-0.5, raster.shape[1] - 0.5), ylabel="neuron",
+    ax.scatter(steps * dt_ms, neurons, s=size, color=color, marker="|" if raster.shape[1] < 50 else ".",
+               clip_on=False)
+    ax.set(xlim=(-dt_ms, raster.shape[0] * dt_ms), ylim=(-0.5, raster.shape[1] - 0.5), ylabel="neuron",
            title=f"{title}: {int(raster.sum())} spikes")
 
 
@@ -216,7 +217,7 @@ def fig_rasters(raster: dict, dt_ms: float) -> str:
     for ax in axes[0]:
         ax.remove()
     ax_in = fig.add_subplot(gs[0, :])
-    _raster_axis(ax_in, raster["input"], dt_ms, "k", "input", 30)
+    _raster_axis(ax_in, raster["input"], dt_ms, "k", "input", 200)
     for r, name in enumerate(layers, start=1):
         _raster_axis(axes[r, 0], raster["float"][name], dt_ms, COLORS["float"], f"{name} (float)")
         _raster_axis(axes[r, 1], raster["fixed"][name], dt_ms, COLORS["fixed point"], f"{name} (fixed point)")
@@ -234,35 +235,59 @@ def fig_rasters(raster: dict, dt_ms: float) -> str:
     return _figure_uri(fig)
 
 
-def fig_spike_histograms(analysis: RunAnalysis) -> str:
+def varying_layers(analysis: RunAnalysis) -> list:
+    """Layers whose spike count varies between test samples (the others get a sentence, not a histogram)."""
+    names = list(dict.fromkeys(list(analysis.fixed_layer_counts) + list(analysis.float_neuron_counts)))
+    totals = {n: _layer_totals(analysis, n) for n in names}
+    return [n for n in names if any(np.ptp(v) > 0 for v in totals[n].values())]
+
+
+def _layer_totals(analysis: RunAnalysis, name: str) -> dict:
+    totals = {}
+    if name in analysis.fixed_layer_counts:
+        totals["fixed point"] = analysis.fixed_layer_counts[name]
+    if name in analysis.float_neuron_counts:
+        totals["float"] = analysis.float_neuron_counts[name].sum(axis=1)
+    return totals
+
+
+def fig_spike_histograms(analysis: RunAnalysis, names: list) -> str:
     plt = _plt()
-    spiking = [n for n in analysis.fixed_layer_counts if analysis.fixed_layer_counts[n].sum() > 0
-               or (n in analysis.float_neuron_counts and analysis.float_neuron_counts[n].sum() > 0)]
-    fig, axes = plt.subplots(len(spiking), 2, figsize=(13, 2.8 * len(spiking)), squeeze=False)
-    for row, name in zip(axes, spiking):
-        fixed = analysis.fixed_layer_counts.get(name)
-        per_neuron = analysis.float_neuron_counts.get(name)
-        totals = {"fixed point": fixed} if fixed is not None else {}
-        if per_neuron is not None:
-            totals["float"] = per_neuron.sum(axis=1)
+    fig, axes = plt.subplots(len(names), 2, figsize=(13, 2.8 * len(names)), squeeze=False)
+    for row, name in zip(axes, names):
+        totals = _layer_totals(analysis, name)
         bins = np.histogram_bin_edges(np.concatenate(list(totals.values())), bins=40)
         for label, values in totals.items():
             row[0].hist(values, bins=bins, histtype="step", lw=1.5, color=COLORS[label],
                         label=f"{label} (mean {values.mean():.1f})")
         row[0].set(xlabel="spikes per sample", ylabel="test samples", title=f"{name}: spikes per sample")
         row[0].legend(fontsize=8)
-        if per_neuron is not None:
-            mean = per_neuron.mean(axis=0)
-            row[1].hist(mean, bins=40, color=COLORS["float"])
-            row[1].set(xlabel="mean spikes per sample of one neuron", ylabel="neurons",
-                       title=f"{name}: per-neuron spike counts (float; {int(np.sum(mean == 0))} of {mean.size} "
-                             f"silent)")
-        else:
+        per_neuron = analysis.float_neuron_counts.get(name)
+        if per_neuron is None:
             row[1].axis("off")
-            row[1].text(0.5, 0.5, f"{name}: spikes given by the data (same for float and fixed point)",
-                        ha="center", va="center")
+            continue
+        mean = per_neuron.mean(axis=0)
+        row[1].hist(mean, bins=40, color=COLORS["float"])
+        row[1].set(xlabel="mean spikes per sample of one neuron", ylabel="neurons",
+                   title=f"{name}: per-neuron spike counts (float; {int(np.sum(mean == 0))} of {mean.size} silent)")
     fig.tight_layout()
     return _figure_uri(fig)
+
+
+def spike_count_html(analysis: RunAnalysis, report: dict) -> str:
+    names = varying_layers(analysis)
+    constant = [f"{_esc(n)}: {v:g} spikes in every test sample" for n in report["spikes"]["per_layer"]
+                if n not in names for v in [report["spikes"]["per_layer"][n]["mean_per_sample"]]]
+    figure = _img(fig_spike_histograms(analysis, names), "spike count histograms") if names else ""
+
+    def cell(layer, key):
+        value = report["spikes"][key].get(layer, {}).get("mean_per_sample")
+        return "— (given by the data)" if value is None else f"{value:.1f}"
+
+    table = _table([(_esc(n), cell(n, "per_layer"), cell(n, "float_per_layer")) for n in report["spikes"]["per_layer"]],
+                   ["layer", "spikes / sample, fixed point (emulator)", "spikes / sample, float"])
+    note = f"<p class='muted'>Whole test set. {'; '.join(constant)}.</p>" if constant else ""
+    return figure + note + table
 
 
 def parameter_groups(initial, best) -> list:
@@ -280,30 +305,43 @@ def parameter_groups(initial, best) -> list:
     return groups
 
 
-def fig_parameters(initial, best) -> str:
+def fig_parameters(groups: list) -> str:
     plt = _plt()
-    groups = parameter_groups(initial, best)
-    cols = 4
+    cols = min(4, len(groups))
     rows = -(-len(groups) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(14, 2.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.5 * cols, 2.7 * rows), squeeze=False)
     for ax, (title, before, after, unit) in zip(axes.ravel(), groups):
         before, after = np.asarray(before, float), np.asarray(after, float)
-        if np.array_equal(before, after):
-            ax.hist(after, bins=30, color=COLORS["initial"])
-            constant = f": all {after[0]:g}" if np.ptp(after) == 0 else ""
-            ax.set_title(f"{title}\nnot changed by training{constant}", fontsize=9)
-        else:
-            bins = np.histogram_bin_edges(np.concatenate([before, after]), bins=30)
-            ax.hist(before, bins=bins, histtype="step", lw=1.5, color=COLORS["initial"], label="initial")
-            ax.hist(after, bins=bins, histtype="step", lw=1.5, color=COLORS["trained"], label="trained (best)")
-            ax.legend(fontsize=7)
-            ax.set_title(title, fontsize=9)
+        bins = np.histogram_bin_edges(np.concatenate([before, after]), bins=30)
+        ax.hist(before, bins=bins, histtype="step", lw=1.5, color=COLORS["initial"], label="initial")
+        ax.hist(after, bins=bins, histtype="step", lw=1.5, color=COLORS["trained"], label="trained (best)")
+        ax.legend(fontsize=7)
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel(f"[{unit}]", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[len(groups):]:
         ax.axis("off")
     fig.tight_layout()
     return _figure_uri(fig)
+
+
+def _describe(values: np.ndarray, unit: str) -> str:
+    values = np.asarray(values, float)
+    if np.ptp(values) == 0:
+        return f"all {values[0]:g} {unit.split(',')[0]}"
+    return f"{values.min():.3g} to {values.max():.3g} {unit.split(',')[0]}, mean {values.mean():.3g}"
+
+
+def parameters_html(analysis: RunAnalysis) -> str:
+    groups = parameter_groups(analysis.initial, analysis.best)
+    changed = [g for g in groups if not np.array_equal(g[1], g[2])]
+    fixed = [g for g in groups if np.array_equal(g[1], g[2])]
+    intro = (f"<p class='muted'>Initial network: {_esc(analysis.initial_source)}; trained: the best-validation "
+             "network. Histograms over all neurons (time constants) or synapses (delays, weights).</p>")
+    figure = _img(fig_parameters(changed), "learned parameters") if changed else "<p>no parameter changed</p>"
+    unchanged = ("<p><b>Not changed by training</b> (learning rate 0): "
+                 + "; ".join(f"{_esc(t)} ({_esc(_describe(b, u))})" for t, b, _, u in fixed) + ".</p>") if fixed else ""
+    return intro + unchanged + figure
 
 
 def fig_energy(energy: dict) -> str:
@@ -337,7 +375,7 @@ def _esc(value) -> str:
 def _table(rows, header=None) -> str:
     head = "<tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr>" if header else ""
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table>{head}{body}</table>"
+    return f"<div class='scroll'><table>{head}{body}</table></div>"
 
 
 def _kv_table(rows) -> str:
@@ -368,8 +406,19 @@ def summary_rows(report: dict) -> list:
             ("synaptic ops / inference (target)", f"{report['spikes']['synaptic_ops_per_sample']:,.0f}"),
             ("energy / inference", f"{_uj(energy['estimated_uj_per_inference'])} — ESTIMATE, model "
                                    f"{energy['model']} ({energy['source']})"),
+            *_baseline_rows(energy),
             ("best epoch", f"{report['training']['best_epoch'] + 1} of {report['training']['epochs']} "
                            f"(validation {_pct(report['training']['best_validation_accuracy'])})")]
+
+
+def _baseline_rows(energy: dict) -> list:
+    dense = {e["model"]: e for e in energy["estimates"]}.get("horowitz45-dense-fp32-sram")
+    if dense is None:
+        return []
+    ratio = dense["estimated_uj_per_inference"] / energy["estimated_uj_per_inference"]
+    return [("dense FP32 network on conventional 45 nm", f"{_uj(dense['estimated_uj_per_inference'])} — ESTIMATE, "
+             f"model {dense['model']} (Horowitz 2014; weights read from SRAM every step), {ratio:.3g}× the "
+             f"{energy['model']} estimate")]
 
 
 def energy_tables(energy: dict) -> str:
@@ -381,14 +430,16 @@ def energy_tables(energy: dict) -> str:
                      f"<b>{_uj(e['estimated_uj_per_inference'])}</b><br><i>ESTIMATE, {_esc(e['model'])}</i>",
                      terms, f"<small>{_esc(e['source'])}</small>", f"<small>{_esc(e['assumptions'])}</small>"))
     return _table(rows, ["model", "per inference", "breakdown (count × energy per op)", "source of the constants",
-                         "assumptions"])
+                         "assumptions"]).replace("<table>", "<table class='energy'>", 1)
 
 
 def measured_table(measured: dict) -> str:
     rows = []
     for key, m in measured.items():
         if m.get("joules") is None:
-            value = f"<b>not measurable here</b><br><small>{_esc(m['source'])}</small>"
+            why = m["source"].split(":", 1)[1].strip() if m["source"].startswith("not measurable here:") \
+                else m["source"]
+            value = f"<b>not measurable here</b><br><small>{_esc(why)}</small>"
         else:
             per = m.get("joules_per_inference")
             value = (f"<b>{m['joules']:.4g} J</b> measured over {m['seconds']:.1f} s"
@@ -408,10 +459,9 @@ def quantisation_tables(quant: dict) -> str:
                          ("clipped weights", s["clipped_weights"]),
                          ("v saturations / u wraps / message overflows (calibration)",
                           f"{s['v_saturations_seen']} / {s['u_wraps_seen']} / {s['message_overflows_seen']}")]
-                        + [(f"spikes/sample in {k}, float → fixed point",
-                            f"{v['float'] if v['float'] is None else round(v['float'], 1)} → "
-                            f"{v['fixed_point'] if v['fixed_point'] is None else round(v['fixed_point'], 1)}")
-                           for k, v in s["spikes_per_layer"].items()]) if s else ""
+                        + [(f"spikes/sample in {k}, float → fixed point", f"{v['float']:.1f} → {v['fixed_point']:.1f}")
+                           for k, v in s["spikes_per_layer"].items()
+                           if v["float"] is not None and v["fixed_point"] is not None]) if s else ""
     layer_keys = ["kind", "v_lsb", "vth", "weight_bits", "clipped", "max_abs_u", "max_abs_v", "u_headroom_bits",
                   "v_headroom_bits", "v_saturations_seen", "u_wraps_seen"]
     conn_keys = ["bits", "weight_exp", "weight_unit", "sign_mode", "clipped", "clipped_fraction",
@@ -421,9 +471,9 @@ def quantisation_tables(quant: dict) -> str:
         return f"{v:.4g}" if isinstance(v, float) else _esc(v)
 
     layers = _table([[_esc(n)] + [fmt(q.get(k, "")) for k in layer_keys] for n, q in quant["layers"].items()],
-                    ["layer"] + layer_keys)
+                    ["layer"] + [k.replace("_", " ") for k in layer_keys])
     conns = _table([[_esc(n)] + [fmt(q.get(k, "")) for k in conn_keys] for n, q in quant["connections"].items()],
-                   ["connection"] + conn_keys)
+                   ["connection"] + [k.replace("_", " ") for k in conn_keys])
     return summary + "<h3>Layers</h3>" + layers + "<h3>Connections</h3>" + conns
 
 
@@ -433,7 +483,8 @@ table{border-collapse:collapse;margin:.5em 0;font-size:14px}td,th{border:1px sol
 vertical-align:top;text-align:left}th{background:#f4f4f4}table.kv th{width:22em}
 img{max-width:100%;display:block;margin:.5em 0}pre{background:#f4f4f4;padding:.6em;overflow-x:auto}
 .estimate{background:#fff6d6;border-left:4px solid #e0b000;padding:.4em .8em}.muted{color:#666;font-size:13px}
-nav a{margin-right:1em}"""
+nav a{margin-right:1em}.scroll{overflow-x:auto;max-width:100%}table.energy{width:100%;font-size:13px}
+table.energy td:nth-child(3){width:38%}"""
 
 
 def _sections(report: dict, history: list, analysis: RunAnalysis | None, config_text: str) -> list:
@@ -450,22 +501,15 @@ def _sections(report: dict, history: list, analysis: RunAnalysis | None, config_
             else "<p>history.jsonl is empty</p>")]
     if confusion and (confusion.get("float") or confusion.get("fixed_point")):
         out.append(("Confusion matrices", _img(fig_confusion({"float": confusion.get("float"),
-                                                              "fixed point (emulator)": confusion.get("fixed_point")}),
+                                                              "fixed point, emulator": confusion.get("fixed_point")}),
                                                "confusion matrices")
                     + "<p class='muted'>Rows: true class, columns: predicted class; whole test set.</p>"))
     if analysis:
         out += [("Spike rasters", _img(fig_rasters(analysis.raster, analysis.dt_ms), "spike rasters")
                  + "<p class='muted'>One test sample, every layer; left the float network, right the fixed-point "
                    "emulator (identical to Lava where verified).</p>"),
-                ("Spike counts", _img(fig_spike_histograms(analysis), "spike count histograms")
-                 + _table([(_esc(n), f"{v['mean_per_sample']:.1f}",
-                            f"{report['spikes']['float_per_layer'].get(n, {}).get('mean_per_sample', float('nan')):.1f}")
-                           for n, v in report["spikes"]["per_layer"].items()],
-                          ["layer", "spikes / sample (fixed point)", "spikes / sample (float)"])),
-                ("Learned parameters", f"<p class='muted'>Initial network: {_esc(analysis.initial_source)}; trained: "
-                 "best-validation network. Delays and time constants stay at their initial values unless "
-                 "their learning rate is non-zero.</p>" + _img(fig_parameters(analysis.initial, analysis.best),
-                                                                 "learned parameters"))]
+                ("Spike counts", spike_count_html(analysis, report)),
+                ("Learned parameters", parameters_html(analysis))]
     else:
         out.append(("Figures from the test set", "<p>not available: the test-set analysis could not run</p>"))
     out += [("Quantisation", quantisation_tables(quant)),

@@ -29,7 +29,7 @@ from ..train.engine import state_bounds
 from ..train.trainer import TrainSettings, best_epoch, evaluate, load_checkpoint, load_resume, train
 from .build import initial_network, load_splits, n_classes
 from .config import dump_toml, load_config
-from .energy import loihi_estimate
+from .measure import EnergyMeter, host_info
 from .report import write_html_report
 
 log = logging.getLogger("evprop")
@@ -94,8 +94,9 @@ def train_stage(config: dict | None, run_dir: Path, splits: dict | None = None, 
                  100 * record["train_accuracy"], 100 * record["validation_accuracy"],
                  record["hidden_spikes_per_sample"], record["seconds"], eta)
 
-    best, history = train(spec, splits["train"], splits["validation"], settings, run_dir, progress,
-                          epoch_augmentation(config), resume=state)
+    with EnergyMeter() as meter:
+        best, history = train(spec, splits["train"], splits["validation"], settings, run_dir, progress,
+                              epoch_augmentation(config), resume=state)
     max_spikes = config["train"]["max_spikes"]
     float_train = evaluate(best, splits["train"], max_spikes=max_spikes, allow_overflow=True)
     float_test = evaluate(best, splits["test"], max_spikes=max_spikes, allow_overflow=True)
@@ -105,7 +106,8 @@ def train_stage(config: dict | None, run_dir: Path, splits: dict | None = None, 
                "best_validation_accuracy": history[best_epoch(history, settings.selection_metric)]
                ["validation_accuracy"],
                "float_train_accuracy": float_train["accuracy"], "float_test_accuracy": float_test["accuracy"],
-               "n_test": len(splits["test"]), "float_spikes_per_sample": float_test["spikes_per_sample"]}
+               "n_test": len(splits["test"]), "float_spikes_per_sample": float_test["spikes_per_sample"],
+               "measured_energy": meter.result(), "hardware": host_info()}
     _write_json(run_dir / "train.json", summary)
     return summary
 
@@ -167,12 +169,13 @@ def verify_stage(run_dir: Path, samples: int | None = None, timeout_s: float | N
         raise ValueError(f"--samples {samples}: expected at least 1")
     subset = splits["test"].subset(np.arange(min(samples, len(splits["test"]))))
     t0 = time.perf_counter()
-    lava = run_lava(run_dir / "model.nir", subset, timeout_s=timeout_s)
+    with EnergyMeter() as meter:
+        lava = run_lava(run_dir / "model.nir", subset, timeout_s=timeout_s)
     verify_s = time.perf_counter() - t0
     equivalence = compare(emulate(load_fixed_point(run_dir / "fixed_point.npz"), subset), lava)
     summary = {k: v for k, v in equivalence.items() if k != "per_sample"}
     summary.update({"lava_test_accuracy": accuracy(trained_network(run_dir), lava, subset),
-                    "verify_s": verify_s})
+                    "verify_s": verify_s, "measured_energy": meter.result()})
     log.info("Lava (%d samples): test %.2f%%, bit-exact with the emulator: %s (%.1f s)", summary["n_samples"],
              100 * summary["lava_test_accuracy"], summary["bit_exact"], verify_s)
     _write_json(run_dir / "verify.json", {**summary, "per_sample": equivalence["per_sample"]})

@@ -383,4 +383,5 @@ def load_checkpoint(path: Path) -> dict:
         raise ValueError(f"{path}: checkpoint lacks optimiser state {err}") from None
     return {"network": network_from_arrays(arrays, "net", str(path)),
             "best": network_from_arrays(arrays, "best", str(path)),
-            "initial": network_from_arrays(arrays, "initial", str(path)), "meta": meta, "optimisers": optimisers}
+            "initial": network_from_arrays(arrays, "initial", str(path)) if "initial/spec" in arrays else None,
+            "meta": meta, "optimisers": optimisers}
