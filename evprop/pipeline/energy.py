@@ -206,14 +206,3 @@ def energy_section(counts: dict, dense: dict | None, measured: dict, n_neurons: 
         "criticisms": CRITICISMS,
     }
 
-
-def loihi_estimate(synaptic_ops: float, active_updates: float, inactive_updates: float) -> dict:
-    """Kept for callers of the first version: the Loihi 1 synaptic and neuron terms only [uJ per inference]."""
-    pj = (synaptic_ops * LOIHI1["pj_per_synaptic_op"] + active_updates * LOIHI1["pj_per_active_neuron_update"]
-          + inactive_updates * LOIHI1["pj_per_inactive_neuron_update"])
-    return {"kind": "estimate", **LOIHI1,
-            "counts_per_inference": {"synaptic_ops": synaptic_ops, "active_neuron_updates": active_updates,
-                                     "inactive_neuron_updates": inactive_updates},
-            "estimated_uj_per_inference": pj * 1e-6,
-            "note": "ESTIMATE from event counts with Loihi 1 per-operation constants; not a measurement, "
-                    "no static power, routing or memory traffic"}
