@@ -24,6 +24,8 @@ EXAMPLES = {
     "export": "evprop export runs/default",
     "verify": "evprop verify runs/default --samples 20 --timeout 600",
     "report": "evprop report runs/default",
+    "data": "evprop data download shd --root ~/data   |   evprop data spoken-digits --out data/spoken   |   "
+            "evprop data encode-audio wavs/ --out clips.h5 --raster clip0.png",
     "gradcheck": "evprop gradcheck --reference ../shared/reference/mlgenn/tiny_cases.json --case A_ff_nodelay",
 }
 
@@ -59,6 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("run_dir", type=Path)
     verify.add_argument("--samples", type=int, default=None, help="test samples run in Lava")
     verify.add_argument("--timeout", type=float, default=None, help="hard limit for the Lava run [s]")
+    data = add("data", "get and make data sets: download SHD/SSC, encode audio, synthesise spoken digits")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    download = data_sub.add_parser("download", help="fetch SHD or SSC into <root>/SHD or <root>/SSC (md5 checked)")
+    download.add_argument("dataset", choices=["shd", "ssc"])
+    download.add_argument("--root", type=Path, required=True)
+    encode = data_sub.add_parser("encode-audio", help="WAV files -> SHD-format spikes (cochlear front end)")
+    encode.add_argument("src", type=Path, help="a folder with one sub-folder per class, or a CSV path,label[,speaker]")
+    encode.add_argument("--out", type=Path, required=True, help="SHD-format HDF5 file to write")
+    encode.add_argument("--channels", type=int, default=700)
+    encode.add_argument("--raster", type=Path, help="also write a PNG raster of one clip")
+    encode.add_argument("--sample", type=int, default=0, help="which clip the raster shows")
+    digits = data_sub.add_parser("spoken-digits", help="synthesise digits 0-9 (English, German) with espeak-ng")
+    digits.add_argument("--out", type=Path, required=True)
+    digits.add_argument("--channels", type=int, default=700)
     grad = add("gradcheck", "compare evprop's gradients with a reference case (tiny_cases.json format)")
     grad.add_argument("--reference", type=Path, required=True)
     grad.add_argument("--case", required=True)
@@ -128,6 +144,29 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_data(args) -> int:
+    if args.data_command == "download":
+        from ..data.download import download_dataset
+        for path in download_dataset(args.dataset, args.root):
+            print(path)
+    elif args.data_command == "encode-audio":
+        from ..data.audio import FrontEnd, audio_file_spikes, collect_sources, encode_to_hsd, plot_raster
+        front_end = FrontEnd(n_channels=args.channels)
+        print(json.dumps(encode_to_hsd(args.src, args.out, front_end)))
+        if args.raster:
+            entries, _ = collect_sources(args.src)
+            if not 0 <= args.sample < len(entries):
+                raise ValueError(f"--sample {args.sample}: {args.src} holds {len(entries)} clips")
+            times, channels = audio_file_spikes(entries[args.sample][0], front_end)
+            plot_raster(times, channels, args.raster, Path(entries[args.sample][0]).name, front_end.n_channels)
+    else:
+        from ..data.audio import FrontEnd
+        from ..data.spoken_digits import make_spoken_digits
+        paths = make_spoken_digits(args.out, front_end=FrontEnd(n_channels=args.channels))
+        print(json.dumps({k: str(v) for k, v in paths.items()}))
+    return 0
+
+
 def cmd_gradcheck(args) -> int:
     from ..train.reference import gradcheck, load_cases
     result = gradcheck(load_cases(args.reference), args.case, mlgenn_last_step=not args.no_mlgenn_last_step)
@@ -136,7 +175,7 @@ def cmd_gradcheck(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "train": cmd_train, "quantise": cmd_quantise, "export": cmd_export,
-            "verify": cmd_verify, "report": cmd_report, "gradcheck": cmd_gradcheck}
+            "verify": cmd_verify, "report": cmd_report, "data": cmd_data, "gradcheck": cmd_gradcheck}
 
 if __name__ == "__main__":
     sys.exit(main())
