@@ -29,6 +29,7 @@ class CompiledNetwork:
     seg_w0: np.ndarray          # first flat weight index of each segment
     seg_len: np.ndarray         # number of targets of each segment
     seg_tgt0: np.ndarray        # first target neuron of each segment
+    seg_delayed: np.ndarray     # bool per segment: its connection may have non-zero delays
     conn_slices: dict           # connection name -> slice of the flat weight vector ([pre, post] row-major)
     w_flat: np.ndarray
     delay_flat: np.ndarray      # float delays [steps] (learned ones move)
@@ -60,19 +61,22 @@ class CompiledNetwork:
             d_parts.append(conn.delay.ravel())
             max_parts.append(np.full(n_pre * n_post, conn.max_delay_steps))
             tgt0 = layer_slices[conn.target].start
-            segments += [(source_index(conn.source, i), offset + i * n_post, n_post, tgt0) for i in range(n_pre)]
+            delayed = int(conn.max_delay_steps > 0)
+            segments += [(source_index(conn.source, i), offset + i * n_post, n_post, tgt0, delayed)
+                         for i in range(n_pre)]
             offset += n_pre * n_post
         n_sources = n_in + start
         segments.sort(key=lambda s: s[0])
         counts = np.bincount([s[0] for s in segments], minlength=n_sources) if segments \
             else np.zeros(n_sources, dtype=np.int64)
-        seg = np.array(segments, dtype=np.int64).reshape(-1, 4)
+        seg = np.array(segments, dtype=np.int64).reshape(-1, 5)
         delay_flat = np.concatenate(d_parts) if d_parts else np.zeros(0)
         max_delay_flat = np.concatenate(max_parts) if max_parts else np.zeros(0)
         return cls(spec=spec, n_in=n_in, n_out=spec.output.size, layer_slices=layer_slices,
                    alpha=alpha, beta=beta, g=g, theta=theta, tau_mem=taus_m, tau_syn=taus_s,
                    seg_ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
                    seg_w0=seg[:, 1].copy(), seg_len=seg[:, 2].copy(), seg_tgt0=seg[:, 3].copy(),
+                   seg_delayed=seg[:, 4].astype(np.bool_),
                    conn_slices=conn_slices,
                    w_flat=np.concatenate(w_parts) if w_parts else np.zeros(0),
                    delay_flat=delay_flat, max_delay_flat=max_delay_flat,

@@ -71,7 +71,8 @@ def forward(net: CompiledNetwork, data: SpikeData, max_spikes: int, allow_overfl
     cut = net.spec.n_steps - 1 if mlgenn_last_step else NO_CUT
     v_out, t_step, t_neuron, t_imv, t_len, counts, overflow, state_max = forward_kernel(
         data.steps, data.channels, data.offsets, net.spec.n_steps, net.n_in, net.alpha, net.beta, net.g,
-        net.theta, net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.w_flat, net.d_flat, net.ring_len,
+        net.theta, net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.seg_delayed, net.w_flat, net.d_flat,
+        net.ring_len,
         net.n_out, max_spikes, n_chunks_for(len(data)), cut, track_state)
     dropped = {}
     if np.any(overflow != OVERFLOW_NONE):
@@ -113,10 +114,10 @@ class Gradients(NamedTuple):
 
 def backward(net: CompiledNetwork, data: SpikeData, fwd: ForwardResult, dl_dv_out: np.ndarray,
              spike_jump: np.ndarray | None = None, mlgenn_last_step: bool = False,
-             tape_dl_dt: np.ndarray | None = None) -> Gradients:
+             tape_dl_dt: np.ndarray | None = None, need_delays: bool = True, need_taus: bool = True) -> Gradients:
     """EventProp gradients of the batch. dl_dv_out [B, T, n_out]: the loss's derivative per output voltage.
     spike_jump [B, n_neurons]: extra Lam_V jump at each taped spike (regulariser). tape_dl_dt [B, C]: a spike-time
-    loss's derivative per taped spike [per ms]."""
+    loss's derivative per taped spike [per ms]. need_delays / need_taus: compute those gradients (else zeros)."""
     if spike_jump is None:
         spike_jump = np.zeros((len(data), net.n_neurons))
     if tape_dl_dt is None:
@@ -124,11 +125,13 @@ def backward(net: CompiledNetwork, data: SpikeData, fwd: ForwardResult, dl_dv_ou
     cut = net.spec.n_steps - 1 if mlgenn_last_step else NO_CUT
     grad_w, grad_d_per_ms, grad_alpha, grad_beta = backward_kernel(
         data.steps, data.channels, data.offsets, net.spec.n_steps, net.n_in, net.alpha, net.beta, net.g,
-        net.theta, net.tau_mem, net.tau_syn, net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.w_flat,
+        net.theta, net.tau_mem, net.tau_syn, net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.seg_delayed,
+        net.w_flat,
         net.d_flat, net.ring_len, net.n_out, fwd.tape_step, fwd.tape_neuron, fwd.tape_imv, fwd.tape_len,
         np.ascontiguousarray(dl_dv_out, dtype=np.float64), np.ascontiguousarray(spike_jump, dtype=np.float64),
-        np.ascontiguousarray(tape_dl_dt, dtype=np.float64), n_chunks_for(len(data)), cut)
-    grad_tau_mem, grad_tau_syn = _tau_gradients(net, grad_w, grad_alpha, grad_beta)
+        np.ascontiguousarray(tape_dl_dt, dtype=np.float64), n_chunks_for(len(data)), cut, need_delays, need_taus)
+    grad_tau_mem, grad_tau_syn = _tau_gradients(net, grad_w, grad_alpha, grad_beta) if need_taus \
+        else (np.zeros(net.n_neurons), np.zeros(net.n_neurons))
     # the kernel's delay gradient is per ms of delay (003 eq. (6)); delays are parameters in steps of dt
     return Gradients(grad_w, grad_d_per_ms * net.spec.dt_ms, grad_tau_mem, grad_tau_syn)
 

@@ -54,7 +54,7 @@ OVERFLOW_NONE = -1
 
 @njit(cache=True, parallel=True)
 def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta, g, theta,
-                   seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, ring_len, n_out,
+                   seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat, ring_len, n_out,
                    max_spikes, n_chunks, current_cut_step, track_state):
     """Run a batch forward. Returns (v_out [B, T, n_out], tape_step, tape_neuron, tape_imv [B, C], tape_len [B],
     spike_count [B, n], overflow_neuron [B], state_max [B, n, 4]). `overflow_neuron[b]` is the first neuron whose
@@ -79,7 +79,7 @@ def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta
     for chunk in prange(n_chunks):
         v = np.zeros(n_neurons)
         cur = np.zeros(n_neurons)
-        ring = np.zeros((n_neurons, ring_len))
+        ring = np.zeros((ring_len, n_neurons))       # [slot, neuron]: a row's targets are contiguous
         spiked = np.zeros(n_neurons, dtype=np.int32)
         for b in range(chunk, n_batch, n_chunks):
             v[:] = 0.0
@@ -94,9 +94,9 @@ def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta
                     cur[:] = 0.0
                 n_spiked = 0
                 for n in range(n_neurons):
-                    arrived = ring[n, slot]
+                    arrived = ring[slot, n]
                     j = cur[n] + arrived
-                    ring[n, slot] = 0.0
+                    ring[slot, n] = 0.0
                     vn = alpha[n] * v[n] + g[n] * j
                     cur[n] = beta[n] * j
                     if track_state:
@@ -121,40 +121,49 @@ def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta
                         v_out[b, k, n - out0] = vn
                 # propagate this step's spikes: inputs first, then neurons (order does not matter: sums)
                 if k + 1 == current_cut_step:
-                    ring[:, (k + 1) % ring_len] = 0.0     # drop arrivals of earlier, delayed spikes
+                    ring[(k + 1) % ring_len, :] = 0.0     # drop arrivals of earlier, delayed spikes
                 while ev < ev_end and in_steps[ev] == k:
-                    _propagate(in_channels[ev], k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, ring,
-                               ring_len)
+                    _propagate(in_channels[ev], k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat,
+                               ring, ring_len)
                     ev += 1
                 for i in range(n_spiked):
-                    _propagate(n_in + spiked[i], k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, ring,
-                               ring_len)
+                    _propagate(n_in + spiked[i], k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat,
+                               ring, ring_len)
             tape_len[b] = n_tape
     return v_out, tape_step, tape_neuron, tape_imv, tape_len, spike_count, overflow_neuron, state_max
 
 
 @njit(inline="always")
-def _propagate(source, k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, ring, ring_len):
-    """ring[target, (k + 1 + d) mod R] += w over every synapse of `source` (one contiguous row per segment)."""
+def _propagate(source, k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat, ring, ring_len):
+    """ring[(k + 1 + d) mod R, target] += w over every synapse of `source` (one contiguous row per segment)."""
+    base = (k + 1) % ring_len
     for s in range(seg_ptr[source], seg_ptr[source + 1]):
         w0 = seg_w0[s]
         t0 = seg_tgt0[s]
+        if not seg_delayed[s]:                    # one arrival step for the whole row: a contiguous (SIMD) add
+            row = ring[base]
+            for i in range(seg_len[s]):
+                row[t0 + i] += w_flat[w0 + i]
+            continue
         for i in range(seg_len[s]):
-            ring[t0 + i, (k + 1 + d_flat[w0 + i]) % ring_len] += w_flat[w0 + i]
+            slot = base + d_flat[w0 + i]          # d <= R - 1, so one subtraction replaces the modulo
+            if slot >= ring_len:
+                slot -= ring_len
+            ring[slot, t0 + i] += w_flat[w0 + i]
 
 
 @njit(cache=True, parallel=True)
 def backward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta, g, theta, tau_mem, tau_syn,
-                    seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, ring_len, n_out,
+                    seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat, ring_len, n_out,
                     tape_step, tape_neuron, tape_imv, tape_len, dl_dv_out, spike_jump, tape_dl_dt, n_chunks,
-                    current_cut_step):
+                    current_cut_step, need_delays, need_taus):
     """Adjoint pass of a batch (equations in the module docstring). dl_dv_out [B, T, n_out] is the loss's
     derivative with respect to each output voltage (already divided by the batch size); spike_jump [B, n] is added
     to Lam_V at each taped spike of neuron n (the spike-count regulariser's heuristic, DIGEST 3.8); tape_dl_dt
     [B, C] is a spike-time loss's dl_p/dt_k [per ms] of each taped spike, entering the jump as
     -tau_mem dl_p/dt_k / (I - V) (DIGEST 3.3 eq. (v): a later spike by dt_k = -dV / Vdot^-).
     Returns (grad_w, grad_d [per ms of delay], each [n_weights]; grad_alpha, grad_beta, each [n_neurons]), summed
-    over the batch."""
+    over the batch; grad_d stays zero unless need_delays, grad_alpha/beta unless need_taus (less work per spike)."""
     n_batch = len(in_offsets) - 1
     n_neurons = len(alpha)
     n_w = len(w_flat)
@@ -173,10 +182,10 @@ def backward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, bet
         rec_m = np.zeros(n_neurons)      # M(k+1)
         jump = np.zeros(n_neurons)
         spiked = np.zeros(n_neurons, dtype=np.bool_)
-        hist_j = np.zeros((n_neurons, ring_len))
-        hist_h = np.zeros((n_neurons, ring_len))
-        hist_r = np.zeros((n_neurons, ring_len))
-        hist_m = np.zeros((n_neurons, ring_len))
+        hist_j = np.zeros((ring_len, n_neurons))     # [slot, neuron], like the forward ring
+        hist_h = np.zeros((ring_len, n_neurons))
+        hist_r = np.zeros((ring_len, n_neurons))
+        hist_m = np.zeros((ring_len, n_neurons))
         gw = grad_w[chunk]
         gd = grad_d[chunk]
         ga = grad_alpha[chunk]
@@ -202,15 +211,19 @@ def backward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, bet
                 # 1. spikes of step k: gradients and jumps read the (already computed) future arrival steps
                 while p >= 0 and tape_step[b, p] == k:
                     n = tape_neuron[b, p]
-                    rev = _gather(n_in + n, k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, hist_j,
-                                  hist_h, hist_r, hist_m, ring_len, gw, gd, ga, gb, current_cut_step)
+                    rev = _gather(n_in + n, k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat,
+                                  hist_j,
+                                  hist_h, hist_r, hist_m, ring_len, gw, gd, ga, gb, current_cut_step, need_delays,
+                                  need_taus)
                     jump[n] = (theta[n] * lam_v[n] + tau_mem[n] * (rev - tape_dl_dt[b, p])) / tape_imv[b, p] \
                         + spike_jump[b, n]
                     spiked[n] = True
                     p -= 1
                 while ev >= ev_start and in_steps[ev] == k:
-                    _gather(in_channels[ev], k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, hist_j,
-                            hist_h, hist_r, hist_m, ring_len, gw, gd, ga, gb, current_cut_step)
+                    _gather(in_channels[ev], k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat,
+                            hist_j,
+                            hist_h, hist_r, hist_m, ring_len, gw, gd, ga, gb, current_cut_step, need_delays,
+                            need_taus)
                     ev -= 1
                 # 2. adjoint step of every neuron; record history for delayed reads
                 slot = k % ring_len
@@ -224,41 +237,55 @@ def backward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, bet
                         lam_j[n] = 0.0      # the cut current carries nothing back to earlier steps
                     else:
                         lam_j[n] = beta[n] * lj
-                    hist_j[n, slot] = lj
-                    hist_h[n, slot] = lv / tau_mem[n] - lj / tau_syn[n]
+                    hist_j[slot, n] = lj
+                    hist_h[slot, n] = lv / tau_mem[n] - lj / tau_syn[n]
                     lam_v[n] = alpha[n] * lv
-                    # time-constant recursions (module docstring); the cut step has no link to step k
-                    rec_r[n] = 0.0 if k + 1 == current_cut_step else prev_lj[n] + beta[n] * rec_r[n]
-                    rec_p[n] = 0.0 if spiked[n] else prev_lv[n] + alpha[n] * rec_p[n]
-                    rec_m[n] = rec_p[n] + (0.0 if k + 1 == current_cut_step else beta[n] * rec_m[n])
-                    hist_r[n, slot] = rec_r[n]
-                    hist_m[n, slot] = rec_m[n]
-                    prev_lv[n] = lv
-                    prev_lj[n] = lj
+                    if need_taus:
+                        # time-constant recursions (module docstring); the cut step has no link to step k
+                        rec_r[n] = 0.0 if k + 1 == current_cut_step else prev_lj[n] + beta[n] * rec_r[n]
+                        rec_p[n] = 0.0 if spiked[n] else prev_lv[n] + alpha[n] * rec_p[n]
+                        rec_m[n] = rec_p[n] + (0.0 if k + 1 == current_cut_step else beta[n] * rec_m[n])
+                        hist_r[slot, n] = rec_r[n]
+                        hist_m[slot, n] = rec_m[n]
+                        prev_lv[n] = lv
+                        prev_lj[n] = lj
                     spiked[n] = False
     return grad_w.sum(axis=0), grad_d.sum(axis=0), grad_alpha.sum(axis=0) * g, grad_beta.sum(axis=0)
 
 
 @njit(inline="always")
-def _gather(source, k, seg_ptr, seg_w0, seg_len, seg_tgt0, w_flat, d_flat, hist_j, hist_h, hist_r, hist_m,
-            ring_len, gw, gd, ga, gb, cut):
+def _gather(source, k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat, hist_j, hist_h, hist_r,
+            hist_m, ring_len, gw, gd, ga, gb, cut, need_delays, need_taus):
     """For a spike of `source` in step k: accumulate weight, delay and (per target) alpha/beta gradients at the
     arrival steps and return sum_m w_m H_m(arrival) for the presynaptic jump. Arrivals the forward pass dropped at
     the cut step (delayed spikes emitted before step cut-1) carry no gradient."""
     rev = 0.0
+    base = (k + 1) % ring_len
     for s in range(seg_ptr[source], seg_ptr[source + 1]):
         w0 = seg_w0[s]
         t0 = seg_tgt0[s]
+        if not seg_delayed[s] and not need_delays and not need_taus:
+            row_j = hist_j[base]                  # one arrival step for the whole row: contiguous (SIMD) loops
+            row_h = hist_h[base]
+            for i in range(seg_len[s]):
+                gw[w0 + i] += row_j[t0 + i]
+                rev += w_flat[w0 + i] * row_h[t0 + i]
+            continue
         for i in range(seg_len[s]):
             idx = w0 + i
-            if k + 1 + d_flat[idx] == cut and k + 1 != cut:
+            d = d_flat[idx]
+            if cut >= 0 and k + 1 + d == cut and d > 0:
                 continue
-            slot = (k + 1 + d_flat[idx]) % ring_len
+            slot = base + d
+            if slot >= ring_len:
+                slot -= ring_len
             w = w_flat[idx]
-            h = hist_h[t0 + i, slot]
-            gw[idx] += hist_j[t0 + i, slot]
-            gd[idx] -= w * h
-            ga[t0 + i] += w * hist_m[t0 + i, slot]
-            gb[t0 + i] += w * hist_r[t0 + i, slot]
+            h = hist_h[slot, t0 + i]
+            gw[idx] += hist_j[slot, t0 + i]
             rev += w * h
+            if need_delays:
+                gd[idx] -= w * h
+            if need_taus:
+                ga[t0 + i] += w * hist_m[slot, t0 + i]
+                gb[t0 + i] += w * hist_r[slot, t0 + i]
     return rev

@@ -240,7 +240,8 @@ class Trainer:
             fwd = forward(net, batch, settings.max_spikes, settings.allow_overflow)
             loss, scores, dl_dv, tape_dl_dt = self.loss_fn.evaluate(self.spec, fwd, self.output, batch.labels)
             grads = backward(net, batch, fwd, dl_dv, self.regulariser_jump(fwd.spike_count),
-                             tape_dl_dt=tape_dl_dt)
+                             tape_dl_dt=tape_dl_dt, need_delays=settings.delay_learning_rate > 0,
+                             need_taus=settings.tau_learning_rate > 0)
             self.step(grads, self.schedule.factor(epoch))
             self.schedule.end_batch()
             losses += loss * len(idx)
