@@ -1,17 +1,19 @@
 """BPTT-family baselines (evprop.train.baselines): EXODUS == BPTT, SLAYER != BPTT, output gradients == EventProp's,
 BPTT == an independent forward-mode derivative, training runs, delays are refused."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from evprop.data.spikes import SpikeData
 from evprop.model.spec import Connection, InputLayer, LIFLayer, LILayer, NetworkSpec
-from evprop.train.baselines import (BaselineTrainer, baseline_gradients, dense_forward, make_trainer,
+from evprop.train.baselines import (BaselineTrainer, baseline_gradients, dense_forward,
                                     surrogate_derivative)
 from evprop.train.compiled import CompiledNetwork
 from evprop.train.engine import backward, forward
 from evprop.train.losses import get_loss
-from evprop.train.trainer import Trainer, TrainSettings
+from evprop.train.trainer import Trainer, TrainSettings, make_trainer
 
 from conftest import random_inputs, random_network
 
@@ -143,19 +145,19 @@ def test_delays_are_refused_with_a_clear_error():
     with pytest.raises(ValueError, match="only zero delays.*input->hidden"):
         _grads(spec, data, "bptt")
     with pytest.raises(ValueError, match="cannot learn delays"):
-        BaselineTrainer(random_network(), TrainSettings(delay_learning_rate=0.1), "exodus")
+        BaselineTrainer(random_network(), TrainSettings(delay_learning_rate=0.1, algorithm="exodus"))
     with pytest.raises(ValueError, match="unknown"):
-        make_trainer(random_network(), TrainSettings(), "rtrl")
+        make_trainer(random_network(), TrainSettings(algorithm="rtrl"))
 
 
 def test_baseline_trainer_learns_and_regulariser_runs():
     spec, data = _busy_recurrent()
     train = SpikeData.from_dense(np.stack([data.dense(b) for b in range(4)]), np.array([0, 1, 2, 0]))
-    assert isinstance(make_trainer(spec, TrainSettings(), "eventprop"), Trainer)
+    assert isinstance(make_trainer(spec, TrainSettings(algorithm="eventprop")), Trainer)
     for algorithm in ("bptt", "exodus", "slayer"):
         settings = TrainSettings(batch_size=4, learning_rate=6e-2, tau_learning_rate=1e-2, reg_lambda_upper=1e-9,
                                  reg_nu_upper=1.0)
-        trainer = make_trainer(spec, settings, algorithm)
+        trainer = make_trainer(spec, replace(settings, algorithm=algorithm))
         first = trainer.run_epoch(0, train)
         for epoch in range(1, 20):
             last = trainer.run_epoch(epoch, train)

@@ -27,6 +27,7 @@ import platform
 import statistics
 import time
 import tracemalloc
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,10 +35,10 @@ import numpy as np
 
 from ..data.spikes import SpikeData
 from ..model.spec import Connection, InputLayer, LIFLayer, LILayer, NetworkSpec
-from ..train.baselines import ALGORITHMS, DEFAULT_SURROGATE_BETA, dense_backward, dense_forward, make_trainer
+from ..train.baselines import ALGORITHMS, DEFAULT_SURROGATE_BETA, dense_backward, dense_forward
 from ..train.engine import backward, forward
 from ..train.losses import get_loss
-from ..train.trainer import TrainSettings
+from ..train.trainer import TrainSettings, make_trainer
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,8 @@ def run_bench(hidden: int = 256, delays: bool = False, steps: int = 1000, batch:
              input_mean, rate)
     settings = TrainSettings(batch_size=batch, learning_rate=1e-3, delay_learning_rate=0.1 if delays else 0.0,
                              max_spikes=max_spikes, seed=seed)
-    trainer = make_trainer(network.spec(input_mean), settings, algorithm, surrogate_beta)
+    trainer = make_trainer(network.spec(input_mean), replace(settings, algorithm=algorithm,
+                                                           surrogate_beta=surrogate_beta))
     warm = trainer.run_epoch(0, data)                       # numba compilation, not timed
     run_forward, run_backward = _passes(trainer, algorithm, data, surrogate_beta)
     run_backward(run_forward())

@@ -26,6 +26,7 @@ EXAMPLES = {
     "report": "evprop report runs/default",
     "data": "evprop data download shd --root ~/data   |   evprop data spoken-digits --out data/spoken   |   "
             "evprop data encode-audio wavs/ --out clips.h5 --raster clip0.png",
+    "bench": "evprop bench --hidden 256 --steps 1000 --batch 32 --algorithm eventprop --json --out results.jsonl",
     "gradcheck": "evprop gradcheck --reference ../shared/reference/mlgenn/tiny_cases.json --case A_ff_nodelay",
 }
 
@@ -75,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     digits = data_sub.add_parser("spoken-digits", help="synthesise digits 0-9 (English, German) with espeak-ng")
     digits.add_argument("--out", type=Path, required=True)
     digits.add_argument("--channels", type=int, default=700)
+    from .bench import add_bench_arguments
+    add_bench_arguments(add("bench", "training speed and memory on the SHD-shaped workload (synthetic, seeded)"))
     grad = add("gradcheck", "compare evprop's gradients with a reference case (tiny_cases.json format)")
     grad.add_argument("--reference", type=Path, required=True)
     grad.add_argument("--case", required=True)
@@ -167,6 +170,11 @@ def cmd_data(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import cmd_bench as run
+    return run(args)
+
+
 def cmd_gradcheck(args) -> int:
     from ..train.reference import gradcheck, load_cases
     result = gradcheck(load_cases(args.reference), args.case, mlgenn_last_step=not args.no_mlgenn_last_step)
@@ -175,7 +183,7 @@ def cmd_gradcheck(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "train": cmd_train, "quantise": cmd_quantise, "export": cmd_export,
-            "verify": cmd_verify, "report": cmd_report, "data": cmd_data, "gradcheck": cmd_gradcheck}
+            "verify": cmd_verify, "report": cmd_report, "data": cmd_data, "bench": cmd_bench, "gradcheck": cmd_gradcheck}
 
 if __name__ == "__main__":
     sys.exit(main())

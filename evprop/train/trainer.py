@@ -58,6 +58,8 @@ class TrainSettings:
     dmse_delta_ms: float = 2.0           # L_dMSE margin (003 Yin-Yang code: 10 x 0.2)
     max_spikes: int = 100
     allow_overflow: bool = False
+    algorithm: str = "eventprop"         # or a BPTT-family baseline: "bptt", "slayer", "exodus" (seed 004)
+    surrogate_beta: float = 10.0         # the baselines' surrogate derivative 1 / (1 + beta |V - theta|)^2
 
     @classmethod
     def from_config(cls, section: dict) -> "TrainSettings":
@@ -122,10 +124,10 @@ def train(spec: NetworkSpec, train_data: SpikeData, val_data: SpikeData, setting
     the state an uninterrupted run would have had (every random draw is seeded per epoch)."""
     best, history, since_best, start = None, [], 0, 0
     if resume is None:
-        trainer = Trainer(spec, settings)
+        trainer = make_trainer(spec, settings)
     else:
         spec, history = resume["initial"], list(resume["history"])
-        trainer = Trainer(spec, settings, current=resume["network"])
+        trainer = make_trainer(spec, settings, current=resume["network"])
         trainer.restore(resume)
         meta = resume["meta"]
         best = (selection_key(history[meta["best_epoch"]], settings.selection_metric), resume["best"],
@@ -229,6 +231,18 @@ class Trainer:
         return np.concatenate([np.full(layer.size, v, dtype=np.float64) for layer, v in zip(layers, values)]) \
             if layers else np.zeros(n_hidden)
 
+    def update(self, batch: SpikeData, epoch: int):
+        """Forward, loss, EventProp backward and the optimiser step of one batch.
+        Returns (loss, scores, spike_count [B, n], dropped spikes per layer)."""
+        settings, net = self.settings, self.net
+        fwd = forward(net, batch, settings.max_spikes, settings.allow_overflow)
+        loss, scores, dl_dv, tape_dl_dt = self.loss_fn.evaluate(self.spec, fwd, self.output, batch.labels)
+        grads = backward(net, batch, fwd, dl_dv, self.regulariser_jump(fwd.spike_count), tape_dl_dt=tape_dl_dt,
+                         need_delays=settings.delay_learning_rate > 0, need_taus=settings.tau_learning_rate > 0)
+        self.step(grads, self.schedule.factor(epoch))
+        self.schedule.end_batch()
+        return loss, scores, fwd.spike_count, fwd.dropped
+
     def run_epoch(self, epoch: int, data: SpikeData) -> dict:
         t0 = time.perf_counter()
         settings, net = self.settings, self.net
@@ -237,24 +251,19 @@ class Trainer:
         epoch_counts = np.zeros(net.n_neurons, dtype=np.int64)
         for idx in batches(len(data), settings.batch_size, rng):
             batch = data.subset(idx)
-            fwd = forward(net, batch, settings.max_spikes, settings.allow_overflow)
-            loss, scores, dl_dv, tape_dl_dt = self.loss_fn.evaluate(self.spec, fwd, self.output, batch.labels)
-            grads = backward(net, batch, fwd, dl_dv, self.regulariser_jump(fwd.spike_count),
-                             tape_dl_dt=tape_dl_dt, need_delays=settings.delay_learning_rate > 0,
-                             need_taus=settings.tau_learning_rate > 0)
-            self.step(grads, self.schedule.factor(epoch))
-            self.schedule.end_batch()
+            loss, scores, counts, batch_dropped = self.update(batch, epoch)
             losses += loss * len(idx)
             correct += int(np.sum(scores.argmax(axis=1) == batch.labels))
-            epoch_counts += fwd.spike_count.sum(axis=0)
-            for name, n in fwd.dropped.items():
+            epoch_counts += counts.sum(axis=0)
+            for name, n in batch_dropped.items():
                 dropped[name] = dropped.get(name, 0) + n
         silent = self.rescue_silent(epoch_counts)
         n_hidden = net.n_neurons - net.n_out
         return {"epoch": epoch, "loss": losses / len(data), "train_accuracy": correct / len(data),
                 "learning_rate": settings.learning_rate * self.schedule.factor(epoch),
                 "hidden_spikes_per_sample": float(epoch_counts[:n_hidden].sum()) / len(data),
-                "silent_hidden_neurons": silent, "dropped_spikes": dropped, "seconds": time.perf_counter() - t0}
+                "silent_hidden_neurons": silent, "dropped_spikes": dropped, "seconds": time.perf_counter() - t0,
+                "algorithm": settings.algorithm}
 
     def step(self, grads, factor: float) -> None:
         """One Adam step per learned parameter group, then the clamps."""
@@ -304,6 +313,15 @@ class Trainer:
                     weights = net.w_flat[net.conn_slices[conn.name]].reshape(conn.weight.shape)
                     weights[:, columns] += self.settings.silent_rescue
         return int(silent.sum())
+
+
+def make_trainer(spec: NetworkSpec, settings: TrainSettings, current: NetworkSpec | None = None) -> Trainer:
+    """The trainer for train.algorithm: EventProp, or a BPTT-family baseline (evprop.train.baselines) that shares
+    everything but the gradient computation."""
+    if settings.algorithm == "eventprop":
+        return Trainer(spec, settings, current)
+    from .baselines.trainer import BaselineTrainer
+    return BaselineTrainer(spec, settings, current)
 
 
 def loss_from_settings(settings: TrainSettings):
