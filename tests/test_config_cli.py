@@ -106,3 +106,30 @@ def test_every_command_has_help_with_an_example(capsys):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert "example:" in capsys.readouterr().out
+
+
+def test_json_lines_log_for_ci(tmp_path, capsys):
+    log_file = tmp_path / "log.jsonl"
+    code = main(["--quiet", "--log-json", str(log_file), "train", str(ROOT / "configs" / "default.toml"), "--out",
+                 str(tmp_path / "run"), "--set", "data.train_size=60", "--set", "data.validation_size=20",
+                 "--set", "data.test_size=20", "--set", "train.epochs=2", "--set", "network.hidden=10"])
+    assert code == 0
+    assert capsys.readouterr().err == ""                       # --quiet: nothing on the terminal
+    records = [json.loads(line) for line in log_file.read_text().splitlines()]
+    epochs = [r for r in records if r.get("event") == "epoch"]
+    assert [r["epoch"] for r in epochs] == [0, 1] and all("eta_s" in r and "loss" in r for r in epochs)
+    assert main(["--log-json", str(log_file), "train", str(tmp_path / "nope.toml")]) == 2
+    assert json.loads(log_file.read_text().splitlines()[-1])["event"] == "error"
+
+
+def test_progress_bar_shows_rate_and_eta():
+    import io
+    from evprop.pipeline.progress import ProgressBar
+    stream = io.StringIO()
+    bar = ProgressBar("epoch 1/3", 100, stream=stream, enabled=True)
+    bar.update(40)
+    line = stream.getvalue()
+    assert "40/100" in line and "samples/s" in line and "ETA" in line and "#" * 12 in line
+    silent = io.StringIO()
+    ProgressBar("x", 10, stream=silent, enabled=False).update(5)
+    assert silent.getvalue() == ""

@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evprop", description=__doc__.splitlines()[0])
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--log-json", type=Path, metavar="FILE",
+                        help="also write every log record as one JSON object per line to FILE (for CI)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name, help_text):
@@ -93,14 +95,31 @@ def _run_dir(args) -> Path:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    json_handler = None
+    if args.log_json is not None:
+        from .progress import JsonLinesHandler
+        json_handler = JsonLinesHandler(args.log_json)
+        json_handler.setLevel(logging.INFO)
+        logging.getLogger().addHandler(json_handler)
+        logging.getLogger().setLevel(logging.INFO)
+        for handler in logging.getLogger().handlers:
+            if handler is not json_handler and args.quiet:
+                handler.setLevel(logging.WARNING)
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, ValueError, OSError, RuntimeError) as err:
         if args.debug:
             raise
         message = " ".join(str(err).split())
+        if json_handler is not None:
+            json_handler.emit(logging.makeLogRecord({"name": "evprop", "levelname": "ERROR", "levelno": 40,
+                                                     "msg": message, "event": "error"}))
         print(f"evprop: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    finally:
+        if json_handler is not None:
+            logging.getLogger().removeHandler(json_handler)
+            json_handler.close()
 
 
 def cmd_run(args) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import sys
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -30,6 +31,7 @@ from ..train.trainer import TrainSettings, best_epoch, evaluate, load_checkpoint
 from .build import initial_network, load_splits, n_classes
 from .config import dump_toml, load_config
 from .measure import EnergyMeter, host_info
+from .progress import ProgressBar
 from .report import write_html_report
 
 log = logging.getLogger("evprop")
@@ -86,17 +88,29 @@ def train_stage(config: dict | None, run_dir: Path, splits: dict | None = None, 
     settings = TrainSettings.from_config(config["train"])
     t0 = time.perf_counter()
 
+    first_epoch = state["meta"]["epoch"] + 1 if state else 0
+
     def progress(epoch, record):
         elapsed = time.perf_counter() - t0
-        eta = elapsed / (epoch + 1) * (settings.epochs - epoch - 1)
+        eta = elapsed / (epoch + 1 - first_epoch) * (settings.epochs - epoch - 1)
         log.info("epoch %d/%d  loss %.4f  train %.2f%%  validation %.2f%%  hidden spikes/sample %.0f  "
                  "(%.1f s, ETA %.0f s)", epoch + 1, settings.epochs, record["loss"],
                  100 * record["train_accuracy"], 100 * record["validation_accuracy"],
-                 record["hidden_spikes_per_sample"], record["seconds"], eta)
+                 record["hidden_spikes_per_sample"], record["seconds"], eta,
+                 extra={"event": "epoch", "eta_s": eta, **record})
+
+    bars = {}
+
+    def on_batch(epoch, done, total):
+        bar = bars.setdefault(epoch, ProgressBar(f"epoch {epoch + 1}/{settings.epochs}", total,
+                                                 enabled=sys.stderr.isatty() and log.isEnabledFor(logging.INFO)))
+        bar.update(done - bar.done)
+        if done >= total:
+            bar.close()
 
     with EnergyMeter() as meter:
         best, history = train(spec, splits["train"], splits["validation"], settings, run_dir, progress,
-                              epoch_augmentation(config), resume=state)
+                              epoch_augmentation(config), resume=state, on_batch=on_batch)
     max_spikes = config["train"]["max_spikes"]
     float_train = evaluate(best, splits["train"], max_spikes=max_spikes, allow_overflow=True)
     float_test = evaluate(best, splits["test"], max_spikes=max_spikes, allow_overflow=True)

@@ -115,12 +115,13 @@ def evaluate(spec: NetworkSpec, data: SpikeData, batch_size: int = 256, max_spik
 
 
 def train(spec: NetworkSpec, train_data: SpikeData, val_data: SpikeData, settings: TrainSettings,
-          run_dir: Path | None = None, progress=None, augment=None, resume: dict | None = None
-          ) -> tuple[NetworkSpec, list]:
+          run_dir: Path | None = None, progress=None, augment=None, resume: dict | None = None,
+          on_batch=None) -> tuple[NetworkSpec, list]:
     """Train with EventProp; returns (the network of the best epoch by settings.selection_metric, history). Each
     epoch appends a line to run_dir/history.jsonl and rewrites run_dir/checkpoint.npz atomically.
     `progress(epoch, record)` is called after each epoch; `augment(train_data, epoch)` gives the epoch's
-    (augmented) training set. `resume` (from `load_resume`) continues after the last completed epoch with exactly
+    (augmented) training set; `on_batch(epoch, samples_done, samples_total)` after every batch. `resume` (from
+    `load_resume`) continues after the last completed epoch with exactly
     the state an uninterrupted run would have had (every random draw is seeded per epoch)."""
     best, history, since_best, start = None, [], 0, 0
     if resume is None:
@@ -134,7 +135,7 @@ def train(spec: NetworkSpec, train_data: SpikeData, val_data: SpikeData, setting
                 meta["best_epoch"])
         since_best, start = meta["since_best"], meta["epoch"] + 1
     for epoch in range(start, settings.epochs):
-        record = trainer.run_epoch(epoch, augment(train_data, epoch) if augment else train_data)
+        record = trainer.run_epoch(epoch, augment(train_data, epoch) if augment else train_data, on_batch)
         current = trainer.net.to_spec()
         val = evaluate(current, val_data, max_spikes=settings.max_spikes, allow_overflow=settings.allow_overflow,
                        loss_fn=trainer.loss_fn)
@@ -243,11 +244,11 @@ class Trainer:
         self.schedule.end_batch()
         return loss, scores, fwd.spike_count, fwd.dropped
 
-    def run_epoch(self, epoch: int, data: SpikeData) -> dict:
+    def run_epoch(self, epoch: int, data: SpikeData, on_batch=None) -> dict:
         t0 = time.perf_counter()
         settings, net = self.settings, self.net
         rng = np.random.default_rng([settings.seed, epoch]) if settings.shuffle else None
-        losses, correct, dropped = 0.0, 0, {}
+        losses, correct, dropped, done = 0.0, 0, {}, 0
         epoch_counts = np.zeros(net.n_neurons, dtype=np.int64)
         for idx in batches(len(data), settings.batch_size, rng):
             batch = data.subset(idx)
@@ -257,6 +258,9 @@ class Trainer:
             epoch_counts += counts.sum(axis=0)
             for name, n in batch_dropped.items():
                 dropped[name] = dropped.get(name, 0) + n
+            done += len(idx)
+            if on_batch is not None:
+                on_batch(epoch, done, len(data))
         silent = self.rescue_silent(epoch_counts)
         n_hidden = net.n_neurons - net.n_out
         return {"epoch": epoch, "loss": losses / len(data), "train_accuracy": correct / len(data),
