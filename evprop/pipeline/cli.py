@@ -26,6 +26,7 @@ EXAMPLES = {
     "report": "evprop report runs/default",
     "data": "evprop data download shd --root ~/data   |   evprop data spoken-digits --out data/spoken   |   "
             "evprop data encode-audio wavs/ --out clips.h5 --raster clip0.png",
+    "sweep": "evprop sweep configs/default.toml --grid network.hidden=100,200 --seeds 8 --out runs/sweep",
     "bench": "evprop bench --hidden 256 --steps 1000 --batch 32 --algorithm eventprop --json --out results.jsonl",
     "gradcheck": "evprop gradcheck --reference ../shared/reference/mlgenn/tiny_cases.json --case A_ff_nodelay",
 }
@@ -78,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     digits = data_sub.add_parser("spoken-digits", help="synthesise digits 0-9 (English, German) with espeak-ng")
     digits.add_argument("--out", type=Path, required=True)
     digits.add_argument("--channels", type=int, default=700)
+    sweep = add("sweep", "train configurations x seeds in parallel processes; mean +- sd per configuration")
+    sweep.add_argument("config", type=Path)
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                       help="values of one config key to sweep (repeat for a grid)")
+    sweep.add_argument("--seeds", type=int, default=1, help="seeds per configuration (train.seed = 0..N-1)")
+    sweep.add_argument("--jobs", type=int, default=None, help="parallel processes (default: one per core)")
+    sweep.add_argument("--out", type=Path, default=None, help="folder of the runs (default runs/sweep-<stem>)")
     from .bench import add_bench_arguments
     add_bench_arguments(add("bench", "training speed and memory on the SHD-shaped workload (synthetic, seeded)"))
     grad = add("gradcheck", "compare evprop's gradients with a reference case (tiny_cases.json format)")
@@ -189,6 +197,13 @@ def cmd_data(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .sweep import run_sweep, summary_table
+    out = args.out or Path("runs") / f"sweep-{args.config.stem}"
+    print(summary_table(run_sweep(args.config, args.grid, args.seeds, out, args.jobs)))
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import cmd_bench as run
     return run(args)
@@ -202,7 +217,7 @@ def cmd_gradcheck(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "train": cmd_train, "quantise": cmd_quantise, "export": cmd_export,
-            "verify": cmd_verify, "report": cmd_report, "data": cmd_data, "bench": cmd_bench, "gradcheck": cmd_gradcheck}
+            "verify": cmd_verify, "report": cmd_report, "data": cmd_data, "sweep": cmd_sweep, "bench": cmd_bench, "gradcheck": cmd_gradcheck}
 
 if __name__ == "__main__":
     sys.exit(main())
