@@ -133,3 +133,21 @@ def test_output_time_constant_gradients_equal_finite_differences():
                                        spec.readout)
                 fd[j] += sign * _loss(perturbed, data) / (2 * eps)
         assert np.max(np.abs(ours - fd)) <= 1e-4 * np.max(np.abs(fd)), (field, ours, fd)
+
+
+def test_float32_kernels_agree_with_float64():
+    """Single precision (train.precision = "float32") gives the same spikes and gradients to ~1e-5 relative."""
+    spec = random_network(seed=8, max_delay=4)
+    data = random_inputs(spec, n_samples=4)
+    results = {}
+    for dtype in (np.float64, np.float32):
+        net = CompiledNetwork.from_spec(spec, dtype)
+        fwd = forward(net, data, max_spikes=200)
+        _, _, dl_dv = get_loss("cross_entropy")(spec, fwd.v_out, data.labels)
+        results[dtype] = (fwd, backward(net, data, fwd, dl_dv))
+    (f64, g64), (f32, g32) = results[np.float64], results[np.float32]
+    assert np.array_equal(f64.spike_count, f32.spike_count)
+    assert f32.v_out.dtype == np.float32 and g32.weights.dtype == np.float32
+    for name in ("weights", "delays", "tau_mem", "tau_syn"):
+        a, b = getattr(g64, name), getattr(g32, name)
+        assert np.linalg.norm(a - b) <= 1e-4 * np.linalg.norm(a), name

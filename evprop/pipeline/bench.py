@@ -169,7 +169,7 @@ def traced_peak_bytes(fn) -> int:
 def run_bench(hidden: int = 256, delays: bool = False, steps: int = 1000, batch: int = 32,
               algorithm: str = "eventprop", repeats: int = 3, seed: int = 0, max_spikes: int = 100,
               input_mean: float | None = None, surrogate_beta: float = DEFAULT_SURROGATE_BETA,
-              measure_memory: bool = True) -> dict:
+              measure_memory: bool = True, precision: str = "float32") -> dict:
     """Benchmark one configuration (module docstring); returns one JSON-able dict."""
     if algorithm not in BENCH_ALGORITHMS:
         raise ValueError(f"bench: algorithm '{algorithm}' unknown, expected one of {BENCH_ALGORITHMS}")
@@ -186,8 +186,9 @@ def run_bench(hidden: int = 256, delays: bool = False, steps: int = 1000, batch:
         rate = hidden_rate_hz(network.spec(input_mean), data, max_spikes)
     log.info("bench %s hidden=%d steps=%d: input mean %.5f -> hidden rate %.2f Hz", algorithm, hidden, steps,
              input_mean, rate)
+    # precision applies to eventprop's kernels; the numpy baselines compute in float64 whatever it says
     settings = TrainSettings(batch_size=batch, learning_rate=1e-3, delay_learning_rate=0.1 if delays else 0.0,
-                             max_spikes=max_spikes, seed=seed)
+                             max_spikes=max_spikes, seed=seed, precision=precision)
     trainer = make_trainer(network.spec(input_mean), replace(settings, algorithm=algorithm,
                                                            surrogate_beta=surrogate_beta))
     warm = trainer.run_epoch(0, data)                       # numba compilation, not timed
@@ -201,7 +202,7 @@ def run_bench(hidden: int = 256, delays: bool = False, steps: int = 1000, batch:
         backward_s.append(_timed(lambda: run_backward(holder["fwd"])))
     result = {
         "algorithm": algorithm, "hidden": hidden, "steps": steps, "batch": batch, "delays": delays,
-        "repeats": repeats, "seed": seed,
+        "repeats": repeats, "seed": seed, "precision": precision if algorithm == "eventprop" else "float64",
         "samples_per_s": batch / statistics.median(update_s),
         "forward_samples_per_s": batch / statistics.median(forward_s),
         "backward_samples_per_s": batch / statistics.median(backward_s),
@@ -233,6 +234,8 @@ def add_bench_arguments(parser) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed updates (default 3; warm-up excluded)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-spikes", type=int, default=100, help="EventProp spike tape capacity per neuron")
+    parser.add_argument("--precision", choices=["float32", "float64"], default="float32",
+                        help="eventprop kernel precision (default float32; the numpy baselines use float64)")
     parser.add_argument("--json", action="store_true", help="print compact JSON on one line")
     parser.add_argument("--out", type=Path, default=None,
                         help="append the JSON line to this file (a bare file name goes into benchmarks/)")
@@ -244,7 +247,8 @@ def bench_output_path(out: Path) -> Path:
 
 def cmd_bench(args) -> int:
     result = run_bench(hidden=args.hidden, delays=args.delays, steps=args.steps, batch=args.batch,
-                       algorithm=args.algorithm, repeats=args.repeats, seed=args.seed, max_spikes=args.max_spikes)
+                       algorithm=args.algorithm, repeats=args.repeats, seed=args.seed, max_spikes=args.max_spikes,
+                       precision=args.precision)
     line = json.dumps(result, separators=(",", ":"))
     print(line if args.json else json.dumps(result, indent=2))
     if args.out is not None:

@@ -135,6 +135,7 @@ SCHEMA = {
         "dmse_delta_ms": Field(NUMBER, 2.0, _non_negative, "a margin >= 0 ms"),
         "max_spikes": Field(int, 100, _at_least_one, "an integer >= 1 (spikes per neuron per trial)"),
         "allow_overflow": Field(bool, False),
+        "precision": _one_of("float64", "float32"),
         "algorithm": _one_of("eventprop", "bptt", "slayer", "exodus"),
         "surrogate_beta": Field(NUMBER, 10.0, _positive, "a surrogate steepness > 0 (baselines only)"),
     },

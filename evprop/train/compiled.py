@@ -38,7 +38,9 @@ class CompiledNetwork:
     ring_len: int               # largest max_delay_steps + 1 (delays may grow up to it while learning)
 
     @classmethod
-    def from_spec(cls, spec: NetworkSpec) -> "CompiledNetwork":
+    def from_spec(cls, spec: NetworkSpec, dtype=np.float64) -> "CompiledNetwork":
+        """dtype: float64 (default: exact gradients, the tests) or float32 (training speed: half the memory traffic;
+        the kernels run in the weights' precision)."""
         layer_slices, start = {}, 0
         for layer in spec.neuron_layers:
             layer_slices[layer.name] = slice(start, start + layer.size)
@@ -73,12 +75,13 @@ class CompiledNetwork:
         delay_flat = np.concatenate(d_parts) if d_parts else np.zeros(0)
         max_delay_flat = np.concatenate(max_parts) if max_parts else np.zeros(0)
         return cls(spec=spec, n_in=n_in, n_out=spec.output.size, layer_slices=layer_slices,
-                   alpha=alpha, beta=beta, g=g, theta=theta, tau_mem=taus_m, tau_syn=taus_s,
+                   alpha=alpha.astype(dtype), beta=beta.astype(dtype), g=g.astype(dtype), theta=theta.astype(dtype),
+                   tau_mem=taus_m.astype(dtype), tau_syn=taus_s.astype(dtype),
                    seg_ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
                    seg_w0=seg[:, 1].copy(), seg_len=seg[:, 2].copy(), seg_tgt0=seg[:, 3].copy(),
                    seg_delayed=seg[:, 4].astype(np.bool_),
                    conn_slices=conn_slices,
-                   w_flat=np.concatenate(w_parts) if w_parts else np.zeros(0),
+                   w_flat=(np.concatenate(w_parts) if w_parts else np.zeros(0)).astype(dtype),
                    delay_flat=delay_flat, max_delay_flat=max_delay_flat,
                    d_flat=used_delay_steps(delay_flat, max_delay_flat),
                    ring_len=max((c.max_delay_steps for c in spec.connections), default=0) + 1)

@@ -121,15 +121,17 @@ def backward(net: CompiledNetwork, data: SpikeData, fwd: ForwardResult, dl_dv_ou
     if spike_jump is None:
         spike_jump = np.zeros((len(data), net.n_neurons))
     if tape_dl_dt is None:
-        tape_dl_dt = np.zeros(fwd.tape_imv.shape)
+        tape_dl_dt = np.zeros((len(data), 0))
     cut = net.spec.n_steps - 1 if mlgenn_last_step else NO_CUT
     grad_w, grad_d_per_ms, grad_alpha, grad_beta = backward_kernel(
         data.steps, data.channels, data.offsets, net.spec.n_steps, net.n_in, net.alpha, net.beta, net.g,
         net.theta, net.tau_mem, net.tau_syn, net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.seg_delayed,
         net.w_flat,
         net.d_flat, net.ring_len, net.n_out, fwd.tape_step, fwd.tape_neuron, fwd.tape_imv, fwd.tape_len,
-        np.ascontiguousarray(dl_dv_out, dtype=np.float64), np.ascontiguousarray(spike_jump, dtype=np.float64),
-        np.ascontiguousarray(tape_dl_dt, dtype=np.float64), n_chunks_for(len(data)), cut, need_delays, need_taus)
+        np.ascontiguousarray(dl_dv_out, dtype=net.w_flat.dtype),
+        np.ascontiguousarray(spike_jump, dtype=net.w_flat.dtype),
+        np.ascontiguousarray(tape_dl_dt, dtype=net.w_flat.dtype), n_chunks_for(len(data)), cut, need_delays,
+        need_taus)
     grad_tau_mem, grad_tau_syn = _tau_gradients(net, grad_w, grad_alpha, grad_beta) if need_taus \
         else (np.zeros(net.n_neurons), np.zeros(net.n_neurons))
     # the kernel's delay gradient is per ms of delay (003 eq. (6)); delays are parameters in steps of dt

@@ -67,19 +67,24 @@ def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta
     n_batch = len(in_offsets) - 1
     n_neurons = len(alpha)
     capacity = max_spikes * n_neurons
-    v_out = np.zeros((n_batch, n_steps, n_out))
-    tape_step = np.zeros((n_batch, capacity), dtype=np.int32)
-    tape_neuron = np.zeros((n_batch, capacity), dtype=np.int32)
-    tape_imv = np.zeros((n_batch, capacity))
+    fdt = w_flat.dtype          # float64, or float32 for speed: every state and buffer follows the weights
+    v_out = np.zeros((n_batch, n_steps, n_out), dtype=fdt)
+    # tapes are not zeroed: only the first tape_len[b] entries are ever read, and untouched pages cost nothing
+    tape_step = np.empty((n_batch, capacity), dtype=np.int32)
+    tape_neuron = np.empty((n_batch, capacity), dtype=np.int32)
+    tape_imv = np.empty((n_batch, capacity), dtype=fdt)
     tape_len = np.zeros(n_batch, dtype=np.int64)
     spike_count = np.zeros((n_batch, n_neurons), dtype=np.int32)
     overflow_neuron = np.full(n_batch, OVERFLOW_NONE, dtype=np.int32)
-    state_max = np.zeros((n_batch, n_neurons, 4))
+    state_max = np.zeros((n_batch, n_neurons, 4), dtype=fdt)
     out0 = n_neurons - n_out
+    # neurons that can spike: every one with a finite threshold (hidden LIF, and LIF outputs)
+    out0_spiking = n_neurons if np.any(np.isfinite(theta[out0:])) else out0
     for chunk in prange(n_chunks):
-        v = np.zeros(n_neurons)
-        cur = np.zeros(n_neurons)
-        ring = np.zeros((ring_len, n_neurons))       # [slot, neuron]: a row's targets are contiguous
+        v = np.zeros(n_neurons, dtype=fdt)
+        cur = np.zeros(n_neurons, dtype=fdt)
+        ring = np.zeros((ring_len, n_neurons), dtype=fdt)   # [slot, neuron]: a row's targets are contiguous
+        cur_j = np.zeros(n_neurons, dtype=fdt)       # J of this step (for the tape's I - V)
         spiked = np.zeros(n_neurons, dtype=np.int32)
         for b in range(chunk, n_batch, n_chunks):
             v[:] = 0.0
@@ -92,33 +97,39 @@ def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta
                 slot = k % ring_len
                 if k == current_cut_step:
                     cur[:] = 0.0
-                n_spiked = 0
-                for n in range(n_neurons):
-                    arrived = ring[slot, n]
-                    j = cur[n] + arrived
-                    ring[slot, n] = 0.0
-                    vn = alpha[n] * v[n] + g[n] * j
-                    cur[n] = beta[n] * j
-                    if track_state:
-                        state_max[b, n, 0] = max(state_max[b, n, 0], abs(g[n] * arrived))
+                # neuron update: branch-free, so it vectorises (DESIGN section 2 step)
+                row = ring[slot]
+                if track_state:
+                    for n in range(n_neurons):
+                        j = cur[n] + row[n]
+                        vn = alpha[n] * v[n] + g[n] * j
+                        state_max[b, n, 0] = max(state_max[b, n, 0], abs(g[n] * row[n]))
                         state_max[b, n, 1] = max(state_max[b, n, 1], abs(g[n] * j))
                         state_max[b, n, 2] = max(state_max[b, n, 2], vn)
                         state_max[b, n, 3] = max(state_max[b, n, 3], -vn)
-                    if vn >= theta[n]:
+                for n in range(n_neurons):
+                    j = cur[n] + row[n]
+                    v[n] = alpha[n] * v[n] + g[n] * j
+                    cur_j[n] = j
+                    cur[n] = beta[n] * j
+                    row[n] = 0.0
+                # threshold: V >= theta (theta = +inf for LI outputs) -> tape (k, n, J - V), reset V = 0
+                n_spiked = 0
+                for n in range(out0_spiking):
+                    if v[n] >= theta[n]:
                         spike_count[b, n] += 1
                         if spike_count[b, n] <= max_spikes:
                             tape_step[b, n_tape] = k
                             tape_neuron[b, n_tape] = n
-                            tape_imv[b, n_tape] = j - vn
+                            tape_imv[b, n_tape] = cur_j[n] - v[n]
                             n_tape += 1
                         elif overflow_neuron[b] == OVERFLOW_NONE:
                             overflow_neuron[b] = n
-                        vn = 0.0
+                        v[n] = 0.0
                         spiked[n_spiked] = n
                         n_spiked += 1
-                    v[n] = vn
-                    if n >= out0:
-                        v_out[b, k, n - out0] = vn
+                for i in range(n_out):
+                    v_out[b, k, i] = v[out0 + i]
                 # propagate this step's spikes: inputs first, then neurons (order does not matter: sums)
                 if k + 1 == current_cut_step:
                     ring[(k + 1) % ring_len, :] = 0.0     # drop arrivals of earlier, delayed spikes
@@ -160,32 +171,36 @@ def backward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, bet
     """Adjoint pass of a batch (equations in the module docstring). dl_dv_out [B, T, n_out] is the loss's
     derivative with respect to each output voltage (already divided by the batch size); spike_jump [B, n] is added
     to Lam_V at each taped spike of neuron n (the spike-count regulariser's heuristic, DIGEST 3.8); tape_dl_dt
-    [B, C] is a spike-time loss's dl_p/dt_k [per ms] of each taped spike, entering the jump as
+    [B, C] (or [B, 0]: none) is a spike-time loss's dl_p/dt_k [per ms] of each taped spike, entering the jump as
     -tau_mem dl_p/dt_k / (I - V) (DIGEST 3.3 eq. (v): a later spike by dt_k = -dV / Vdot^-).
     Returns (grad_w, grad_d [per ms of delay], each [n_weights]; grad_alpha, grad_beta, each [n_neurons]), summed
     over the batch; grad_d stays zero unless need_delays, grad_alpha/beta unless need_taus (less work per spike)."""
     n_batch = len(in_offsets) - 1
     n_neurons = len(alpha)
     n_w = len(w_flat)
+    fdt = w_flat.dtype
     out0 = n_neurons - n_out
-    grad_w = np.zeros((n_chunks, n_w))
-    grad_d = np.zeros((n_chunks, n_w))
-    grad_alpha = np.zeros((n_chunks, n_neurons))
-    grad_beta = np.zeros((n_chunks, n_neurons))
+    grad_w = np.zeros((n_chunks, n_w), dtype=fdt)
+    grad_d = np.zeros((n_chunks, n_w), dtype=fdt)
+    grad_alpha = np.zeros((n_chunks, n_neurons), dtype=fdt)
+    grad_beta = np.zeros((n_chunks, n_neurons), dtype=fdt)
+    inv_tau_mem = (1.0 / tau_mem).astype(fdt)
+    inv_tau_syn = (1.0 / tau_syn).astype(fdt)
     for chunk in prange(n_chunks):
-        lam_v = np.zeros(n_neurons)      # alpha * Lam_V(k+1) = dL/dV_k after reset
-        lam_j = np.zeros(n_neurons)      # beta * Lam_J(k+1)
-        prev_lv = np.zeros(n_neurons)    # Lam_V(k+1)
-        prev_lj = np.zeros(n_neurons)    # Lam_J(k+1)
-        rec_r = np.zeros(n_neurons)      # R(k+1)
-        rec_p = np.zeros(n_neurons)      # P(k+1)
-        rec_m = np.zeros(n_neurons)      # M(k+1)
-        jump = np.zeros(n_neurons)
+        lam_v = np.zeros(n_neurons, dtype=fdt)      # alpha * Lam_V(k+1) = dL/dV_k after reset
+        lam_j = np.zeros(n_neurons, dtype=fdt)      # beta * Lam_J(k+1)
+        prev_lv = np.zeros(n_neurons, dtype=fdt)    # Lam_V(k+1)
+        prev_lj = np.zeros(n_neurons, dtype=fdt)    # Lam_J(k+1)
+        rec_r = np.zeros(n_neurons, dtype=fdt)      # R(k+1)
+        rec_p = np.zeros(n_neurons, dtype=fdt)      # P(k+1)
+        rec_m = np.zeros(n_neurons, dtype=fdt)      # M(k+1)
+        jump = np.zeros(n_neurons, dtype=fdt)
+        cur_lv = np.zeros(n_neurons, dtype=fdt)     # Lam_V(k)
         spiked = np.zeros(n_neurons, dtype=np.bool_)
-        hist_j = np.zeros((ring_len, n_neurons))     # [slot, neuron], like the forward ring
-        hist_h = np.zeros((ring_len, n_neurons))
-        hist_r = np.zeros((ring_len, n_neurons))
-        hist_m = np.zeros((ring_len, n_neurons))
+        hist_j = np.zeros((ring_len, n_neurons), dtype=fdt)     # [slot, neuron], like the forward ring
+        hist_h = np.zeros((ring_len, n_neurons), dtype=fdt)
+        hist_r = np.zeros((ring_len, n_neurons), dtype=fdt)
+        hist_m = np.zeros((ring_len, n_neurons), dtype=fdt)
         gw = grad_w[chunk]
         gd = grad_d[chunk]
         ga = grad_alpha[chunk]
@@ -214,8 +229,9 @@ def backward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, bet
                     rev = _gather(n_in + n, k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat,
                                   hist_j,
                                   hist_h, hist_r, hist_m, ring_len, gw, gd, ga, gb, current_cut_step, need_delays,
-                                  need_taus)
-                    jump[n] = (theta[n] * lam_v[n] + tau_mem[n] * (rev - tape_dl_dt[b, p])) / tape_imv[b, p] \
+                                  need_taus, True)
+                    dl_dt = tape_dl_dt[b, p] if tape_dl_dt.shape[1] > 0 else 0.0
+                    jump[n] = (theta[n] * lam_v[n] + tau_mem[n] * (rev - dl_dt)) / tape_imv[b, p] \
                         + spike_jump[b, n]
                     spiked[n] = True
                     p -= 1
@@ -223,39 +239,43 @@ def backward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, bet
                     _gather(in_channels[ev], k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat,
                             hist_j,
                             hist_h, hist_r, hist_m, ring_len, gw, gd, ga, gb, current_cut_step, need_delays,
-                            need_taus)
+                            need_taus, False)
                     ev -= 1
-                # 2. adjoint step of every neuron; record history for delayed reads
+                # 2. adjoint step of every neuron (branch-free, vectorises); history for the delayed reads
                 slot = k % ring_len
+                for i in range(n_out):
+                    jump[out0 + i] += dl_dv_out[b, k, i]
+                row_j = hist_j[slot]
+                row_h = hist_h[slot]
                 for n in range(n_neurons):
                     lv = lam_v[n] + jump[n]
-                    jump[n] = 0.0
-                    if n >= out0:
-                        lv += dl_dv_out[b, k, n - out0]
                     lj = g[n] * lv + lam_j[n]
-                    if k == current_cut_step:
-                        lam_j[n] = 0.0      # the cut current carries nothing back to earlier steps
-                    else:
-                        lam_j[n] = beta[n] * lj
-                    hist_j[slot, n] = lj
-                    hist_h[slot, n] = lv / tau_mem[n] - lj / tau_syn[n]
+                    jump[n] = 0.0
+                    cur_lv[n] = lv
+                    row_j[n] = lj
+                    row_h[n] = lv * inv_tau_mem[n] - lj * inv_tau_syn[n]
+                    lam_j[n] = beta[n] * lj
                     lam_v[n] = alpha[n] * lv
-                    if need_taus:
-                        # time-constant recursions (module docstring); the cut step has no link to step k
-                        rec_r[n] = 0.0 if k + 1 == current_cut_step else prev_lj[n] + beta[n] * rec_r[n]
+                if k == current_cut_step:
+                    lam_j[:] = 0.0          # the cut current carries nothing back to earlier steps
+                if need_taus:
+                    # time-constant recursions (module docstring); the cut step has no link to step k
+                    link = 0.0 if k + 1 == current_cut_step else 1.0
+                    for n in range(n_neurons):
+                        rec_r[n] = link * (prev_lj[n] + beta[n] * rec_r[n])
                         rec_p[n] = 0.0 if spiked[n] else prev_lv[n] + alpha[n] * rec_p[n]
-                        rec_m[n] = rec_p[n] + (0.0 if k + 1 == current_cut_step else beta[n] * rec_m[n])
+                        rec_m[n] = rec_p[n] + link * beta[n] * rec_m[n]
                         hist_r[slot, n] = rec_r[n]
                         hist_m[slot, n] = rec_m[n]
-                        prev_lv[n] = lv
-                        prev_lj[n] = lj
-                    spiked[n] = False
+                        prev_lv[n] = cur_lv[n]
+                        prev_lj[n] = row_j[n]
+                        spiked[n] = False
     return grad_w.sum(axis=0), grad_d.sum(axis=0), grad_alpha.sum(axis=0) * g, grad_beta.sum(axis=0)
 
 
 @njit(inline="always")
 def _gather(source, k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat, hist_j, hist_h, hist_r,
-            hist_m, ring_len, gw, gd, ga, gb, cut, need_delays, need_taus):
+            hist_m, ring_len, gw, gd, ga, gb, cut, need_delays, need_taus, with_rev):
     """For a spike of `source` in step k: accumulate weight, delay and (per target) alpha/beta gradients at the
     arrival steps and return sum_m w_m H_m(arrival) for the presynaptic jump. Arrivals the forward pass dropped at
     the cut step (delayed spikes emitted before step cut-1) carry no gradient."""
@@ -266,10 +286,12 @@ def _gather(source, k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, 
         t0 = seg_tgt0[s]
         if not seg_delayed[s] and not need_delays and not need_taus:
             row_j = hist_j[base]                  # one arrival step for the whole row: contiguous (SIMD) loops
-            row_h = hist_h[base]
             for i in range(seg_len[s]):
                 gw[w0 + i] += row_j[t0 + i]
-                rev += w_flat[w0 + i] * row_h[t0 + i]
+            if with_rev:
+                row_h = hist_h[base]
+                for i in range(seg_len[s]):
+                    rev += w_flat[w0 + i] * row_h[t0 + i]
             continue
         for i in range(seg_len[s]):
             idx = w0 + i

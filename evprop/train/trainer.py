@@ -58,6 +58,7 @@ class TrainSettings:
     dmse_delta_ms: float = 2.0           # L_dMSE margin (003 Yin-Yang code: 10 x 0.2)
     max_spikes: int = 100
     allow_overflow: bool = False
+    precision: str = "float64"           # "float32": kernels in single precision (faster; gradients agree to ~1e-5)
     algorithm: str = "eventprop"         # or a BPTT-family baseline: "bptt", "slayer", "exodus" (seed 004)
     surrogate_beta: float = 10.0         # the baselines' surrogate derivative 1 / (1 + beta |V - theta|)^2
 
@@ -206,7 +207,8 @@ class Trainer:
 
     def __init__(self, spec: NetworkSpec, settings: TrainSettings, current: NetworkSpec | None = None):
         self.spec, self.settings = spec, settings
-        self.net = CompiledNetwork.from_spec(current or spec)   # w_flat, delay_flat, taus are updated in place
+        self.net = CompiledNetwork.from_spec(current or spec, np.dtype(settings.precision))
+        # net.w_flat, delay_flat and the taus are updated in place by the optimisers
         self.optimisers = {"adam": Adam(len(self.net.w_flat)), "delay_adam": Adam(len(self.net.delay_flat)),
                            "tau_adam": Adam(2 * self.net.n_neurons)}
         self.schedule = LearningRates(settings)
