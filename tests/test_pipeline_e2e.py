@@ -81,3 +81,14 @@ def test_stage_commands_rerun_on_the_run_directory(small_run, capsys):
     assert after["accuracy"]["lava"]["n_samples"] == 5
     assert after["accuracy"]["float"] == before["accuracy"]["float"]
     assert np.isclose(after["energy"]["estimated_uj_per_inference"], before["energy"]["estimated_uj_per_inference"])
+
+
+@pytest.mark.slow
+def test_evaluate_command_matches_the_report(small_run, capsys):
+    run_dir, _ = small_run
+    assert main(["--quiet", "evaluate", str(run_dir), "--split", "test"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    report = json.loads((run_dir / "report.json").read_text())
+    assert summary["float_accuracy"] == report["accuracy"]["float"]["test"]
+    assert summary["fixed_point_accuracy"] == report["accuracy"]["fixed_point"]["test"]
+    assert summary["n_samples"] == 200

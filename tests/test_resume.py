@@ -16,7 +16,7 @@ from evprop.train.trainer import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ["--set", "data.train_size=400", "--set", "data.validation_size=100", "--set", "data.test_size=100",
-            "--set", "network.hidden=40", "--set", "train.epochs=6", "--set", "train.lr_ease_in_start=0.1",
+            "--set", "network.hidden=40", "--set", "train.epochs=16", "--set", "train.lr_ease_in_start=0.1",
             "--set", "augment.shift=1"]
 
 
@@ -34,19 +34,21 @@ def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path):
     target = int(rng.integers(1, 4))             # kill somewhere after 1-3 completed epochs
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if history.exists() and len(history.read_text().splitlines()) >= target:
-            time.sleep(float(rng.uniform(0.0, 0.3)))          # a random moment inside the next epoch
+        if history.exists() and len(history.read_text().splitlines()) >= target \
+                and (killed / "checkpoint.npz").exists():
+            time.sleep(float(rng.uniform(0.0, 0.05)))         # a random moment inside the next epoch
             os.killpg(proc.pid, signal.SIGKILL)
             break
-        time.sleep(0.01)
+        time.sleep(0.002)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (killed / "train.json").exists()
-    assert not list(killed.glob(".*.tmp"))                   # no half-written file left behind
+    load_checkpoint(killed / "checkpoint.npz")               # complete: written atomically even when killed
     assert evprop("train", "--resume", str(killed)).wait() == 0
+    assert not list(killed.glob(".*.tmp"))                   # a temporary file of the killed write is cleaned up
     whole, resumed = load_checkpoint(tmp_path / "whole" / "checkpoint.npz"), load_checkpoint(killed / "checkpoint.npz")
     assert resumed["network"] == whole["network"] and resumed["best"] == whole["best"]
     lines = [json.loads(line) for line in history.read_text().splitlines()]
-    assert [r["epoch"] for r in lines] == list(range(6))
+    assert [r["epoch"] for r in lines] == list(range(16))
     assert [r["loss"] for r in lines] == [json.loads(line)["loss"]
                                           for line in (tmp_path / "whole" / "history.jsonl").read_text().splitlines()]

@@ -141,8 +141,9 @@ def _passes(trainer, algorithm: str, data: SpikeData, surrogate_beta: float):
         def run_forward():
             return forward(net, data, settings.max_spikes, settings.allow_overflow)
 
-        def run_backward(fwd):
-            return backward(net, data, fwd, loss_fn(spec, fwd.v_out, data.labels)[2])
+        def run_backward(fwd):          # the gradients the update computes: delays only when they are learned
+            return backward(net, data, fwd, loss_fn(spec, fwd.v_out, data.labels)[2],
+                            need_delays=settings.delay_learning_rate > 0, need_taus=settings.tau_learning_rate > 0)
     else:
         def run_forward():
             return dense_forward(net, data, keep_current=settings.tau_learning_rate > 0)

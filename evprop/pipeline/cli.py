@@ -20,6 +20,7 @@ EXIT_CHECK_FAILED = 1
 EXAMPLES = {
     "run": "evprop run configs/default.toml --out runs/default --set train.epochs=5",
     "train": "evprop train configs/default.toml --out runs/default   |   evprop train --resume runs/default",
+    "evaluate": "evprop evaluate runs/default --split test",
     "quantise": "evprop quantise runs/default",
     "export": "evprop export runs/default",
     "verify": "evprop verify runs/default --samples 20 --timeout 600",
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(train)
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue a killed run from its last completed epoch (uses the run's config.toml)")
+    evaluate = add("evaluate", "accuracy, loss and spikes of a trained run on a split (float and fixed point)")
+    evaluate.add_argument("run_dir", type=Path)
+    evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
     for name, text in (("quantise", "quantise a trained run to fixed point (writes fixed_point.npz)"),
                        ("export", "export a run's network to NIR (writes model.nir)")):
         add(name, text).add_argument("run_dir", type=Path)
@@ -149,6 +153,12 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from .stages import evaluate_stage
+    print(json.dumps(evaluate_stage(args.run_dir, args.split), indent=1))
+    return 0
+
+
 def cmd_quantise(args) -> int:
     from .stages import quantise_stage
     print(json.dumps(quantise_stage(args.run_dir), indent=1))
@@ -216,7 +226,7 @@ def cmd_gradcheck(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "train": cmd_train, "quantise": cmd_quantise, "export": cmd_export,
+COMMANDS = {"run": cmd_run, "train": cmd_train, "evaluate": cmd_evaluate, "quantise": cmd_quantise, "export": cmd_export,
             "verify": cmd_verify, "report": cmd_report, "data": cmd_data, "sweep": cmd_sweep, "bench": cmd_bench, "gradcheck": cmd_gradcheck}
 
 if __name__ == "__main__":

@@ -93,7 +93,10 @@ SCHEMA = {
         "tau_syn_ms": Field(NUMBER, 5.0, _positive, "a time constant > 0 ms"),
         "threshold": Field(NUMBER, 1.0, _positive, "a threshold > 0"),
         "heterogeneous_taus": Field(bool, False),
-        "readout": _one_of("sum_exp", "sum", "max", "last"),
+        "readout": _one_of("sum_exp", "sum", "sum_gaus", "max", "last", "first_spike"),
+        "readout_params": Field(list, [], lambda x: all(isinstance(v, (int, float)) for v in x),
+                                "a list of numbers (sum_gaus: [m, s, d, o] of w(x) = 2 (o + d (x - m) "
+                                "exp(-(x - m)^2 / (2 s^2))); [] = the thesis code's [0, 0.2, 4.4, 0.4])"),
         "input_weight_mean": Field(NUMBER, 1.5, None, "a number"),
         "input_weight_sd": Field(NUMBER, 0.8, _non_negative, "a standard deviation >= 0"),
         "recurrent_weight_sd": Field(NUMBER, 0.05, _non_negative, "a standard deviation >= 0"),

@@ -126,6 +126,24 @@ def train_stage(config: dict | None, run_dir: Path, splits: dict | None = None, 
     return summary
 
 
+def evaluate_stage(run_dir: Path, split: str = "test") -> dict:
+    """Accuracy, loss and spikes per sample of a run's trained network on one split, in float and, when the run
+    has been quantised, in the fixed-point emulator."""
+    run_dir = Path(run_dir)
+    config = run_config(run_dir)
+    splits = load_splits(config)
+    if split not in splits:
+        raise ValueError(f"split '{split}' unknown, expected one of {sorted(splits)}")
+    data, spec = splits[split], trained_network(run_dir)
+    result = evaluate(spec, data, max_spikes=config["train"]["max_spikes"], allow_overflow=True)
+    summary = {"split": split, "n_samples": len(data), "float_accuracy": result["accuracy"],
+               "float_loss": result["loss"], "float_spikes_per_sample": result["spikes_per_sample"]}
+    if (run_dir / "fixed_point.npz").is_file():
+        emulated = emulate(load_fixed_point(run_dir / "fixed_point.npz"), data, record_hidden=False)
+        summary["fixed_point_accuracy"] = accuracy(spec, emulated, data)
+    return summary
+
+
 def epoch_augmentation(config: dict):
     """augment(train_data, epoch) for the configured augmentations (000 section 4.4), or None; seeded per epoch."""
     from ..data.augment import augment_epoch, transforms_from_config

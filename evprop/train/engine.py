@@ -34,6 +34,7 @@ class ForwardResult:
     spike_count: np.ndarray     # [B, n_neurons] spikes per neuron (taped or not)
     dropped: dict               # layer name -> spikes not taped (only with allow_overflow)
     state_max: np.ndarray       # [B, n_neurons, 4] max |g*arrivals|, |g*J|, V, -V (zeros unless track_state)
+    scores: np.ndarray | None = None   # [B, n_out] weighted-sum readout accumulated in the kernel (compact mode)
 
     def first_spikes(self, neurons: slice):
         """(first spike step [B, n] (n_steps where silent), its tape index [B, n] (-1 where silent)) of the
@@ -61,19 +62,22 @@ class ForwardResult:
 
 
 def forward(net: CompiledNetwork, data: SpikeData, max_spikes: int, allow_overflow: bool = False,
-            mlgenn_last_step: bool = False, track_state: bool = False) -> ForwardResult:
+            mlgenn_last_step: bool = False, track_state: bool = False, compact: bool = False) -> ForwardResult:
     """Simulate every sample of `data` (one batch). A neuron firing more than `max_spikes` times is an error
     naming its layer and the capacity, unless `allow_overflow`, in which case the untaped spikes are counted.
-    track_state records the largest input, current and voltage of every neuron (quantiser calibration)."""
+    track_state records the largest input, current and voltage of every neuron (quantiser calibration).
+    compact (weighted-sum readouts): accumulate the readout scores in the kernel instead of keeping the output
+    voltages of every step, so memory does not grow with the trial length (v_out is then [B, 0, n_out])."""
     if data.n_channels != net.n_in or data.n_steps != net.spec.n_steps:
         raise ValueError(f"data has {data.n_channels} channels x {data.n_steps} steps, the network expects "
                          f"{net.n_in} x {net.spec.n_steps}")
     cut = net.spec.n_steps - 1 if mlgenn_last_step else NO_CUT
-    v_out, t_step, t_neuron, t_imv, t_len, counts, overflow, state_max = forward_kernel(
+    readout_w = net.spec.readout_weights() if compact else np.zeros(0)
+    v_out, t_step, t_neuron, t_imv, t_len, counts, overflow, state_max, scores = forward_kernel(
         data.steps, data.channels, data.offsets, net.spec.n_steps, net.n_in, net.alpha, net.beta, net.g,
         net.theta, net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.seg_delayed, net.w_flat, net.d_flat,
         net.ring_len,
-        net.n_out, max_spikes, n_chunks_for(len(data)), cut, track_state)
+        net.n_out, max_spikes, n_chunks_for(len(data)), cut, track_state, not compact, readout_w)
     dropped = {}
     if np.any(overflow != OVERFLOW_NONE):
         if not allow_overflow:
@@ -86,7 +90,8 @@ def forward(net: CompiledNetwork, data: SpikeData, max_spikes: int, allow_overfl
                 f"(raise train.max_spikes or set train.allow_overflow = true)")
         excess = np.maximum(counts - max_spikes, 0).sum(axis=0)
         dropped = {name: int(v.sum()) for name, v in net.per_layer(excess).items()}
-    return ForwardResult(v_out, t_step, t_neuron, t_imv, t_len, counts, dropped, state_max)
+    return ForwardResult(v_out, t_step, t_neuron, t_imv, t_len, counts, dropped, state_max,
+                         scores if compact else None)
 
 
 def state_bounds(spec, data: SpikeData, max_spikes: int = 1000, batch_size: int = 256) -> dict:
@@ -114,21 +119,29 @@ class Gradients(NamedTuple):
 
 def backward(net: CompiledNetwork, data: SpikeData, fwd: ForwardResult, dl_dv_out: np.ndarray,
              spike_jump: np.ndarray | None = None, mlgenn_last_step: bool = False,
-             tape_dl_dt: np.ndarray | None = None, need_delays: bool = True, need_taus: bool = True) -> Gradients:
+             tape_dl_dt: np.ndarray | None = None, need_delays: bool = True, need_taus: bool = True,
+             dl_dscore: np.ndarray | None = None) -> Gradients:
     """EventProp gradients of the batch. dl_dv_out [B, T, n_out]: the loss's derivative per output voltage.
     spike_jump [B, n_neurons]: extra Lam_V jump at each taped spike (regulariser). tape_dl_dt [B, C]: a spike-time
-    loss's derivative per taped spike [per ms]. need_delays / need_taus: compute those gradients (else zeros)."""
+    loss's derivative per taped spike [per ms]. need_delays / need_taus: compute those gradients (else zeros).
+    dl_dscore [B, n_out] instead of dl_dv_out (None): the drive of a weighted-sum readout in separable form,
+    dL/dV_bjk = readout_w[k] dl_dscore[b, j] (after a compact forward pass)."""
     if spike_jump is None:
         spike_jump = np.zeros((len(data), net.n_neurons))
     if tape_dl_dt is None:
         tape_dl_dt = np.zeros((len(data), 0))
     cut = net.spec.n_steps - 1 if mlgenn_last_step else NO_CUT
+    if dl_dscore is not None:
+        readout_w, dl_dv_out = net.spec.readout_weights(), np.zeros((len(data), 0, net.n_out))
+    else:
+        readout_w, dl_dscore = np.zeros(0), np.zeros((len(data), 0))
     grad_w, grad_d_per_ms, grad_alpha, grad_beta = backward_kernel(
         data.steps, data.channels, data.offsets, net.spec.n_steps, net.n_in, net.alpha, net.beta, net.g,
         net.theta, net.tau_mem, net.tau_syn, net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.seg_delayed,
         net.w_flat,
         net.d_flat, net.ring_len, net.n_out, fwd.tape_step, fwd.tape_neuron, fwd.tape_imv, fwd.tape_len,
-        np.ascontiguousarray(dl_dv_out, dtype=net.w_flat.dtype),
+        np.ascontiguousarray(dl_dv_out, dtype=net.w_flat.dtype), readout_w.astype(net.w_flat.dtype),
+        np.ascontiguousarray(dl_dscore, dtype=net.w_flat.dtype),
         np.ascontiguousarray(spike_jump, dtype=net.w_flat.dtype),
         np.ascontiguousarray(tape_dl_dt, dtype=net.w_flat.dtype), n_chunks_for(len(data)), cut, need_delays,
         need_taus)

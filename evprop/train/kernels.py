@@ -55,12 +55,14 @@ OVERFLOW_NONE = -1
 @njit(cache=True, parallel=True)
 def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta, g, theta,
                    seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat, ring_len, n_out,
-                   max_spikes, n_chunks, current_cut_step, track_state):
+                   max_spikes, n_chunks, current_cut_step, track_state, record_v, readout_w):
     """Run a batch forward. Returns (v_out [B, T, n_out], tape_step, tape_neuron, tape_imv [B, C], tape_len [B],
     spike_count [B, n], overflow_neuron [B], state_max [B, n, 4]). `overflow_neuron[b]` is the first neuron whose
     spike count exceeded `max_spikes` (its later spikes still act on the network but are not taped), or -1.
     With track_state, state_max[b, n] holds max |g * arrivals of one step|, max |g * J|, max V and max -V (V before
     the reset): the ranges the fixed-point target must represent (Lava's a_in, u and v).
+    record_v: keep v_out [B, T, n_out] (else [B, 0, n_out]: memory that would grow with T); readout_w [T] (or
+    empty): also accumulate the weighted-sum readout scores [B, n_out] = sum_k readout_w[k] V_out(k).
 
     current_cut_step: -1 normally; mlGeNN zeroes every synaptic current and delay buffer at the start of the last
     step (CONVENTIONS 'Last step quirk'); giving that step here reproduces it for comparisons with its output."""
@@ -68,7 +70,8 @@ def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta
     n_neurons = len(alpha)
     capacity = max_spikes * n_neurons
     fdt = w_flat.dtype          # float64, or float32 for speed: every state and buffer follows the weights
-    v_out = np.zeros((n_batch, n_steps, n_out), dtype=fdt)
+    v_out = np.zeros((n_batch, n_steps if record_v else 0, n_out), dtype=fdt)
+    scores = np.zeros((n_batch, n_out))
     # tapes are not zeroed: only the first tape_len[b] entries are ever read, and untouched pages cost nothing
     tape_step = np.empty((n_batch, capacity), dtype=np.int32)
     tape_neuron = np.empty((n_batch, capacity), dtype=np.int32)
@@ -128,8 +131,12 @@ def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta
                         v[n] = 0.0
                         spiked[n_spiked] = n
                         n_spiked += 1
-                for i in range(n_out):
-                    v_out[b, k, i] = v[out0 + i]
+                if record_v:
+                    for i in range(n_out):
+                        v_out[b, k, i] = v[out0 + i]
+                if len(readout_w) > 0:
+                    for i in range(n_out):
+                        scores[b, i] += readout_w[k] * v[out0 + i]
                 # propagate this step's spikes: inputs first, then neurons (order does not matter: sums)
                 if k + 1 == current_cut_step:
                     ring[(k + 1) % ring_len, :] = 0.0     # drop arrivals of earlier, delayed spikes
@@ -141,7 +148,7 @@ def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta
                     _propagate(n_in + spiked[i], k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat,
                                ring, ring_len)
             tape_len[b] = n_tape
-    return v_out, tape_step, tape_neuron, tape_imv, tape_len, spike_count, overflow_neuron, state_max
+    return v_out, tape_step, tape_neuron, tape_imv, tape_len, spike_count, overflow_neuron, state_max, scores
 
 
 @njit(inline="always")
@@ -152,9 +159,8 @@ def _propagate(source, k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_fla
         w0 = seg_w0[s]
         t0 = seg_tgt0[s]
         if not seg_delayed[s]:                    # one arrival step for the whole row: a contiguous (SIMD) add
-            row = ring[base]
-            for i in range(seg_len[s]):
-                row[t0 + i] += w_flat[w0 + i]
+            n = seg_len[s]
+            ring[base, t0:t0 + n] += w_flat[w0:w0 + n]
             continue
         for i in range(seg_len[s]):
             slot = base + d_flat[w0 + i]          # d <= R - 1, so one subtraction replaces the modulo
@@ -166,10 +172,11 @@ def _propagate(source, k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_fla
 @njit(cache=True, parallel=True)
 def backward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta, g, theta, tau_mem, tau_syn,
                     seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat, ring_len, n_out,
-                    tape_step, tape_neuron, tape_imv, tape_len, dl_dv_out, spike_jump, tape_dl_dt, n_chunks,
-                    current_cut_step, need_delays, need_taus):
+                    tape_step, tape_neuron, tape_imv, tape_len, dl_dv_out, readout_w, dl_dscore, spike_jump,
+                    tape_dl_dt, n_chunks, current_cut_step, need_delays, need_taus):
     """Adjoint pass of a batch (equations in the module docstring). dl_dv_out [B, T, n_out] is the loss's
-    derivative with respect to each output voltage (already divided by the batch size); spike_jump [B, n] is added
+    derivative with respect to each output voltage (already divided by the batch size), or [B, 0, n_out] with the
+    same drive in separable form, readout_w[k] * dl_dscore[b, j] (weighted-sum readouts); spike_jump [B, n] is added
     to Lam_V at each taped spike of neuron n (the spike-count regulariser's heuristic, DIGEST 3.8); tape_dl_dt
     [B, C] (or [B, 0]: none) is a spike-time loss's dl_p/dt_k [per ms] of each taped spike, entering the jump as
     -tau_mem dl_p/dt_k / (I - V) (DIGEST 3.3 eq. (v): a later spike by dt_k = -dV / Vdot^-).
@@ -243,8 +250,12 @@ def backward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, bet
                     ev -= 1
                 # 2. adjoint step of every neuron (branch-free, vectorises); history for the delayed reads
                 slot = k % ring_len
-                for i in range(n_out):
-                    jump[out0 + i] += dl_dv_out[b, k, i]
+                if dl_dv_out.shape[1] > 0:
+                    for i in range(n_out):
+                        jump[out0 + i] += dl_dv_out[b, k, i]
+                else:
+                    for i in range(n_out):
+                        jump[out0 + i] += readout_w[k] * dl_dscore[b, i]
                 row_j = hist_j[slot]
                 row_h = hist_h[slot]
                 for n in range(n_neurons):
@@ -285,13 +296,10 @@ def _gather(source, k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, 
         w0 = seg_w0[s]
         t0 = seg_tgt0[s]
         if not seg_delayed[s] and not need_delays and not need_taus:
-            row_j = hist_j[base]                  # one arrival step for the whole row: contiguous (SIMD) loops
-            for i in range(seg_len[s]):
-                gw[w0 + i] += row_j[t0 + i]
+            n = seg_len[s]                        # one arrival step for the whole row: contiguous (SIMD, BLAS)
+            gw[w0:w0 + n] += hist_j[base, t0:t0 + n]
             if with_rev:
-                row_h = hist_h[base]
-                for i in range(seg_len[s]):
-                    rev += w_flat[w0 + i] * row_h[t0 + i]
+                rev += np.dot(w_flat[w0:w0 + n], hist_h[base, t0:t0 + n])
             continue
         for i in range(seg_len[s]):
             idx = w0 + i

@@ -21,8 +21,9 @@ LOSSES = {}
 class LossTerms(NamedTuple):
     loss: float
     scores: np.ndarray              # [B, n_out] class scores (argmax = prediction)
-    dl_dv: np.ndarray               # [B, T, n_out]
+    dl_dv: np.ndarray | None        # [B, T, n_out], or None when the drive is separable (dl_dscore)
     tape_dl_dt: np.ndarray | None   # [B, C] per taped spike [per ms], or None
+    dl_dscore: np.ndarray | None = None   # [B, n_out]: dL/dV_bjk = readout_w[k] dl_dscore[b, j]
 
 
 def register(cls):
@@ -54,6 +55,11 @@ def _cross_entropy(scores: np.ndarray, labels: np.ndarray):
 class VoltageLoss:
     """A loss of the output voltages only."""
 
+    @staticmethod
+    def compact(spec: NetworkSpec) -> bool:
+        """Whether the forward pass may keep only accumulated scores (see CrossEntropy)."""
+        return False
+
     def evaluate(self, spec: NetworkSpec, fwd, out: slice, labels: np.ndarray) -> LossTerms:
         loss, scores, dl_dv = self(spec, fwd.v_out, labels)
         return LossTerms(loss, scores, dl_dv, None)
@@ -70,6 +76,17 @@ class CrossEntropy(VoltageLoss):
     """
 
     name = "cross_entropy"
+
+    @staticmethod
+    def compact(spec: NetworkSpec) -> bool:
+        """Weighted-sum readouts need only the kernel's accumulated scores, not every output voltage."""
+        return spec.readout in ("sum_exp", "sum", "sum_gaus", "last")
+
+    def evaluate(self, spec: NetworkSpec, fwd, out: slice, labels: np.ndarray) -> LossTerms:
+        if fwd.scores is None:
+            return super().evaluate(spec, fwd, out, labels)
+        loss, dl_dx = _cross_entropy(fwd.scores, labels)
+        return LossTerms(loss, fwd.scores, None, None, dl_dx)
 
     def __call__(self, spec: NetworkSpec, v_out: np.ndarray, labels: np.ndarray):
         """Returns (loss, scores [B, n_out], dL/dV [B, T, n_out])."""
@@ -107,6 +124,10 @@ class PerTimestepCrossEntropy(VoltageLoss):
 
 class SpikeTimeLoss:
     """A loss of the first output spike times t_j (LIF outputs; silent outputs count as t = T)."""
+
+    @staticmethod
+    def compact(spec: NetworkSpec) -> bool:
+        return False
 
     def evaluate(self, spec: NetworkSpec, fwd, out: slice, labels: np.ndarray) -> LossTerms:
         first_step, first_index = fwd.first_spikes(out)

@@ -102,8 +102,8 @@ def evaluate(spec: NetworkSpec, data: SpikeData, batch_size: int = 256, max_spik
     loss_sum = 0.0
     for idx in batches(len(data), batch_size, None):
         batch = data.subset(idx)
-        fwd = forward(net, batch, max_spikes, allow_overflow)
-        loss, scores, _, _ = loss_fn.evaluate(spec, fwd, net.layer_slices[spec.output.name], batch.labels)
+        fwd = forward(net, batch, max_spikes, allow_overflow, compact=loss_fn.compact(spec))
+        loss, scores = loss_fn.evaluate(spec, fwd, net.layer_slices[spec.output.name], batch.labels)[:2]
         loss_sum += loss * len(idx)
         predictions[idx] = scores.argmax(axis=1)
         counts[idx] = fwd.spike_count
@@ -238,13 +238,15 @@ class Trainer:
         """Forward, loss, EventProp backward and the optimiser step of one batch.
         Returns (loss, scores, spike_count [B, n], dropped spikes per layer)."""
         settings, net = self.settings, self.net
-        fwd = forward(net, batch, settings.max_spikes, settings.allow_overflow)
-        loss, scores, dl_dv, tape_dl_dt = self.loss_fn.evaluate(self.spec, fwd, self.output, batch.labels)
-        grads = backward(net, batch, fwd, dl_dv, self.regulariser_jump(fwd.spike_count), tape_dl_dt=tape_dl_dt,
-                         need_delays=settings.delay_learning_rate > 0, need_taus=settings.tau_learning_rate > 0)
+        fwd = forward(net, batch, settings.max_spikes, settings.allow_overflow,
+                      compact=self.loss_fn.compact(self.spec))
+        terms = self.loss_fn.evaluate(self.spec, fwd, self.output, batch.labels)
+        grads = backward(net, batch, fwd, terms.dl_dv, self.regulariser_jump(fwd.spike_count),
+                         tape_dl_dt=terms.tape_dl_dt, need_delays=settings.delay_learning_rate > 0,
+                         need_taus=settings.tau_learning_rate > 0, dl_dscore=terms.dl_dscore)
         self.step(grads, self.schedule.factor(epoch))
         self.schedule.end_batch()
-        return loss, scores, fwd.spike_count, fwd.dropped
+        return terms.loss, terms.scores, fwd.spike_count, fwd.dropped
 
     def run_epoch(self, epoch: int, data: SpikeData, on_batch=None) -> dict:
         t0 = time.perf_counter()
