@@ -44,17 +44,13 @@ class RunAnalysis:
 def load_networks(run_dir: Path, config: dict, n_inputs: int, n_classes: int) -> tuple:
     """(initial, best, where the initial network came from). Checkpoints written before the initial network was
     stored get it re-created from the configuration (initialisation is seeded by train.seed)."""
-    from ..model.io import load_arrays, network_from_arrays
     from ..train.trainer import load_checkpoint
     from .build import initial_network
-    path = Path(run_dir) / "checkpoint.npz"
-    try:
-        checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(Path(run_dir) / "checkpoint.npz")
+    if checkpoint["initial"] is not None:
         return checkpoint["initial"], checkpoint["best"], "checkpoint.npz ('initial')"
-    except ValueError:
-        best = network_from_arrays(load_arrays(path, "checkpoint"), "best", str(path))
-        return (initial_network(config, n_inputs, n_classes), best,
-                "re-created from config.toml (train.seed); this checkpoint predates stored initial networks")
+    return (initial_network(config, n_inputs, n_classes), checkpoint["best"],
+            "re-created from config.toml (train.seed); this checkpoint predates stored initial networks")
 
 
 def _float_counts(spec, data, max_spikes: int, batch_size: int = 256) -> dict:
