@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seeds", type=int, default=1, help="seeds per configuration (train.seed = 0..N-1)")
     sweep.add_argument("--jobs", type=int, default=None, help="parallel processes (default: one per core)")
     sweep.add_argument("--out", type=Path, default=None, help="folder of the runs (default runs/sweep-<stem>)")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key in every run, e.g. --set train.epochs=5")
     from .bench import add_bench_arguments
     add_bench_arguments(add("bench", "training speed and memory on the SHD-shaped workload (synthetic, seeded)"))
     grad = add("gradcheck", "compare evprop's gradients with a reference case (tiny_cases.json format)")
@@ -210,7 +212,7 @@ def cmd_data(args) -> int:
 def cmd_sweep(args) -> int:
     from .sweep import run_sweep, summary_table
     out = args.out or Path("runs") / f"sweep-{args.config.stem}"
-    print(summary_table(run_sweep(args.config, args.grid, args.seeds, out, args.jobs)))
+    print(summary_table(run_sweep(args.config, args.grid, args.seeds, out, args.jobs, tuple(args.set))))
     return 0
 
 

@@ -55,16 +55,17 @@ def _job(args):
             "best_validation_accuracy": summary["best_validation_accuracy"], "train_s": summary["train_s"]}
 
 
-def run_sweep(config_path: Path, grid_entries: list, seeds: int, out: Path, jobs: int | None = None) -> dict:
+def run_sweep(config_path: Path, grid_entries: list, seeds: int, out: Path, jobs: int | None = None,
+              fixed: tuple = ()) -> dict:
     """Train every (combination, seed) in `jobs` parallel processes (default: one per core, numba pinned to one
-    thread each) and summarise the test accuracy per combination."""
+    thread each) and summarise the test accuracy per combination; `fixed` overrides apply to every run."""
     grid = parse_grid(grid_entries)
     combos = combinations(grid)
     for overrides in combos:                      # validate every combination before any work starts
-        load_config(config_path, overrides)
+        load_config(config_path, [*fixed, *overrides])
     if seeds < 1:
         raise ConfigError(f"--seeds {seeds}: expected at least 1")
-    tasks = [(str(config_path), overrides, seed, Path(out) / _label(overrides) / f"seed{seed}")
+    tasks = [(str(config_path), [*fixed, *overrides], seed, Path(out) / _label(overrides) / f"seed{seed}")
              for overrides in combos for seed in range(seeds)]
     jobs = jobs or os.cpu_count() or 1
     log.info("sweep: %d combinations x %d seeds = %d runs, %d in parallel", len(combos), seeds, len(tasks), jobs)
@@ -72,7 +73,7 @@ def run_sweep(config_path: Path, grid_entries: list, seeds: int, out: Path, jobs
     with multiprocessing.get_context("spawn").Pool(jobs) as pool:
         results = pool.map(_job, tasks)
     summary = {"config": str(config_path), "grid": grid, "seeds": seeds, "runs": results,
-               "summary": [summarise(overrides, [r for r in results if r["overrides"] == overrides])
+               "summary": [summarise(overrides, [r for r in results if r["overrides"] == [*fixed, *overrides]])
                            for overrides in combos]}
     atomic_write(Path(out) / "sweep.json", lambda handle: handle.write(json.dumps(summary, indent=2).encode()))
     return summary
