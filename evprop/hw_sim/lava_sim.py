@@ -3,11 +3,12 @@ models (`Loihi2SimCfg(select_tag="fixed_pt")`), in a child process with a hard t
 
 The Lava network is built from the file alone (`nir.read`, node metadata integers): per CubaLIF/CubaLI node a
 `RecordingLIF` (Lava's fixed-point LIF arithmetic; the LI readout is a LIF with vth = 131071), per
-(source, target) pair of Linear branches one `Dense` (all delays 0) or `DelayDense` (Delay nodes give the branch
-delays) with the exact integer weights, weight_exp and an explicit sign_mode, and an `EventSource` for the
-input. All samples run in ONE Lava run: sample i occupies a window of n_steps + max_delay + 1 time steps; the
-padding holds neurons at zero so the synapse buffers drain (evprop.hw_sim.lava_procs.procs). Every layer writes
-its spikes and v to an npz at the last step; nothing is read through Var.get or Monitor.
+(source, target) pair of Linear branches one `Dense` (all delays 0) or `RingDelayDense` (Delay nodes give the
+branch delays; Lava's DelayDense arithmetic bit for bit, but only touching the rows of spiking neurons:
+evprop.hw_sim.lava_procs.delay_dense) with the exact integer weights, weight_exp and an explicit sign_mode, and an
+`EventSource` for the input. All samples run in ONE Lava run: sample i occupies a window of n_steps + max_delay + 1
+time steps; the padding holds neurons at zero so the synapse buffers drain (evprop.hw_sim.lava_procs.procs).
+Every layer writes its spikes and v to an npz at the last step; nothing is read through Var.get or Monitor.
 
 Alignment (measured): a spike sent in Lava time step t reaches u in t + 1 + d (Dense adds one step), so our
 step k of sample i is time step i*window + 1 + k for inputs and neurons alike: the DESIGN step "emitted in s,
@@ -172,10 +173,11 @@ def lava_plan(graph) -> tuple:
 def _child(nir_path: str, data_path: str, out_dir: str) -> None:
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.dense.process import Dense, DelayDense
+    from lava.proc.dense.process import Dense
     from lava.utils.weightutils import SignMode
 
     from evprop.export.nir import read_graph
+    from evprop.hw_sim.lava_procs.delay_dense import RingDelayDense
     from evprop.hw_sim.lava_procs.procs import EventSource, RecordingLIF
 
     graph = read_graph(nir_path)
@@ -204,7 +206,7 @@ def _child(nir_path: str, data_path: str, out_dir: str) -> None:
         kwargs = dict(weights=syn.weight, weight_exp=syn.weight_exp, num_weight_bits=8,
                       sign_mode=SignMode[syn.sign_mode.upper()], name=f"{syn.source}->{syn.target}")
         conn = Dense(**kwargs) if not syn.delay.any() else \
-            DelayDense(delays=syn.delay.astype(int), max_delay=int(syn.delay.max()), **kwargs)
+            RingDelayDense(delays=syn.delay.astype(int), max_delay=int(syn.delay.max()), **kwargs)
         procs[syn.source].s_out.connect(conn.s_in)
         conn.a_out.connect(procs[syn.target].a_in)
     started = time.perf_counter()

@@ -137,12 +137,14 @@ def _passes(trainer, algorithm: str, data: SpikeData, surrogate_beta: float):
     """(forward(), loss_and_backward(fwd)) callables for timing the two passes separately."""
     spec, net, settings = trainer.spec, trainer.net, trainer.settings
     loss_fn = get_loss(settings.loss)
-    if algorithm == "eventprop":
+    if algorithm == "eventprop":       # exactly what Trainer.update does, in two timed halves
         def run_forward():
-            return forward(net, data, settings.max_spikes, settings.allow_overflow)
+            return forward(net, data, settings.max_spikes, settings.allow_overflow,
+                           compact=trainer.loss_fn.compact(spec))
 
-        def run_backward(fwd):          # the gradients the update computes: delays only when they are learned
-            return backward(net, data, fwd, loss_fn(spec, fwd.v_out, data.labels)[2],
+        def run_backward(fwd):
+            terms = trainer.loss_fn.evaluate(spec, fwd, trainer.output, data.labels)
+            return backward(net, data, fwd, terms.dl_dv, tape_dl_dt=terms.tape_dl_dt, dl_dscore=terms.dl_dscore,
                             need_delays=settings.delay_learning_rate > 0, need_taus=settings.tau_learning_rate > 0)
     else:
         def run_forward():

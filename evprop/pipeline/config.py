@@ -139,6 +139,7 @@ SCHEMA = {
         "max_spikes": Field(int, 100, _at_least_one, "an integer >= 1 (spikes per neuron per trial)"),
         "allow_overflow": Field(bool, False),
         "precision": _one_of("float64", "float32"),
+        "device": _one_of("cpu", "cuda"),
         "algorithm": _one_of("eventprop", "bptt", "slayer", "exodus"),
         "surrogate_beta": Field(NUMBER, 10.0, _positive, "a surrogate steepness > 0 (baselines only)"),
     },

@@ -36,11 +36,14 @@ class CompiledNetwork:
     max_delay_flat: np.ndarray  # max_delay_steps of each synapse's connection
     d_flat: np.ndarray          # used integer delays: clip(round(delay_flat), 0, max_delay_flat)
     ring_len: int               # largest max_delay_steps + 1 (delays may grow up to it while learning)
+    device: str = "cpu"         # "cpu" (numba prange kernels) or "cuda" (numba.cuda kernels, same structure)
 
     @classmethod
-    def from_spec(cls, spec: NetworkSpec, dtype=np.float64) -> "CompiledNetwork":
+    def from_spec(cls, spec: NetworkSpec, dtype=np.float64, device: str = "cpu") -> "CompiledNetwork":
         """dtype: float64 (default: exact gradients, the tests) or float32 (training speed: half the memory traffic;
-        the kernels run in the weights' precision)."""
+        the kernels run in the weights' precision). device: 'cpu' or 'cuda'."""
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device '{device}': expected 'cpu' or 'cuda'")
         layer_slices, start = {}, 0
         for layer in spec.neuron_layers:
             layer_slices[layer.name] = slice(start, start + layer.size)
@@ -84,7 +87,7 @@ class CompiledNetwork:
                    w_flat=(np.concatenate(w_parts) if w_parts else np.zeros(0)).astype(dtype),
                    delay_flat=delay_flat, max_delay_flat=max_delay_flat,
                    d_flat=used_delay_steps(delay_flat, max_delay_flat),
-                   ring_len=max((c.max_delay_steps for c in spec.connections), default=0) + 1)
+                   ring_len=max((c.max_delay_steps for c in spec.connections), default=0) + 1, device=device)
 
     def clamp_delays(self) -> None:
         """After a delay update: clamp the float delays to [0, max_delay] and refresh the used integer delays

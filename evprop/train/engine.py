@@ -19,6 +19,15 @@ class SpikeTapeOverflow(RuntimeError):
     """A neuron fired more spikes in one trial than its spike tape holds."""
 
 
+def _kernels(net: CompiledNetwork):
+    """(forward, backward) kernels of the network's device: 'cpu' (numba prange) or 'cuda' (numba.cuda, one thread
+    per (trial, neuron) and per (trial, spike, synapse); evprop/train/cuda_kernels.py)."""
+    if net.device == "cuda":
+        from .cuda_kernels import backward_cuda, forward_cuda      # numba.cuda only when asked for
+        return forward_cuda, backward_cuda
+    return forward_kernel, backward_kernel
+
+
 def n_chunks_for(batch_size: int) -> int:
     """Parallel chunks of a batch: one per core (fixed, so results do not depend on scheduling)."""
     return max(1, min(batch_size, os.cpu_count() or 1))
@@ -73,7 +82,7 @@ def forward(net: CompiledNetwork, data: SpikeData, max_spikes: int, allow_overfl
                          f"{net.n_in} x {net.spec.n_steps}")
     cut = net.spec.n_steps - 1 if mlgenn_last_step else NO_CUT
     readout_w = net.spec.readout_weights() if compact else np.zeros(0)
-    v_out, t_step, t_neuron, t_imv, t_len, counts, overflow, state_max, scores = forward_kernel(
+    v_out, t_step, t_neuron, t_imv, t_len, counts, overflow, state_max, scores = _kernels(net)[0](
         data.steps, data.channels, data.offsets, net.spec.n_steps, net.n_in, net.alpha, net.beta, net.g,
         net.theta, net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.seg_delayed, net.w_flat, net.d_flat,
         net.ring_len,
@@ -135,7 +144,7 @@ def backward(net: CompiledNetwork, data: SpikeData, fwd: ForwardResult, dl_dv_ou
         readout_w, dl_dv_out = net.spec.readout_weights(), np.zeros((len(data), 0, net.n_out))
     else:
         readout_w, dl_dscore = np.zeros(0), np.zeros((len(data), 0))
-    grad_w, grad_d_per_ms, grad_alpha, grad_beta = backward_kernel(
+    grad_w, grad_d_per_ms, grad_alpha, grad_beta = _kernels(net)[1](
         data.steps, data.channels, data.offsets, net.spec.n_steps, net.n_in, net.alpha, net.beta, net.g,
         net.theta, net.tau_mem, net.tau_syn, net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.seg_delayed,
         net.w_flat,

@@ -59,6 +59,7 @@ class TrainSettings:
     max_spikes: int = 100
     allow_overflow: bool = False
     precision: str = "float64"           # "float32": kernels in single precision (faster; gradients agree to ~1e-5)
+    device: str = "cpu"                  # "cuda": the numba.cuda kernels (tested under the CUDA simulator)
     algorithm: str = "eventprop"         # or a BPTT-family baseline: "bptt", "slayer", "exodus" (seed 004)
     surrogate_beta: float = 10.0         # the baselines' surrogate derivative 1 / (1 + beta |V - theta|)^2
 
@@ -207,7 +208,7 @@ class Trainer:
 
     def __init__(self, spec: NetworkSpec, settings: TrainSettings, current: NetworkSpec | None = None):
         self.spec, self.settings = spec, settings
-        self.net = CompiledNetwork.from_spec(current or spec, np.dtype(settings.precision))
+        self.net = CompiledNetwork.from_spec(current or spec, np.dtype(settings.precision), settings.device)
         # net.w_flat, delay_flat and the taus are updated in place by the optimisers
         self.optimisers = {"adam": Adam(len(self.net.w_flat)), "delay_adam": Adam(len(self.net.delay_flat)),
                            "tau_adam": Adam(2 * self.net.n_neurons)}
