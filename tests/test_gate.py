@@ -101,3 +101,11 @@ def test_run_dir_and_json_summary(tmp_path):
     assert data["settings"]["max_accuracy_drop_pp"] == 2.0 and data["failures"] == []
     with pytest.raises(ValueError, match="verify.json not found"):
         gate_run_dir(tmp_path / "nothing")
+
+
+def test_failed_run_still_gives_a_junit_failure():
+    from evprop.hw_sim.gate import failed_run
+    result = failed_run("Lava run did not finish within its hard timeout of 5 s")
+    root = ET.fromstring(junit_xml(result))
+    assert not result.passed and root.get("tests") == "1" and root.get("failures") == "1"
+    assert "hard timeout of 5 s" in root.find(".//failure").get("message")

@@ -92,3 +92,23 @@ def test_evaluate_command_matches_the_report(small_run, capsys):
     assert summary["float_accuracy"] == report["accuracy"]["float"]["test"]
     assert summary["fixed_point_accuracy"] == report["accuracy"]["fixed_point"]["test"]
     assert summary["n_samples"] == 200
+
+
+@pytest.mark.slow
+def test_verify_gate_and_onnx_export_commands(small_run, tmp_path, capsys):
+    import xml.etree.ElementTree as ET
+    run_dir, _ = small_run
+    junit = tmp_path / "verify.xml"
+    assert main(["--quiet", "verify", str(run_dir), "--samples", "3", "--junit", str(junit)]) == 0
+    suites = ET.parse(junit).getroot()
+    assert int(suites.get("failures", suites[0].get("failures"))) == 0
+    assert json.loads((run_dir / "gate.json").read_text())["passed"] is True
+    report = json.loads((run_dir / "report.json").read_text())
+    drop = 100 * (report["accuracy"]["float"]["test"] - report["accuracy"]["fixed_point"]["test"])
+    code = main(["--quiet", "verify", str(run_dir), "--samples", "3", "--max-accuracy-drop", str(drop - 0.5)])
+    assert code == 1                                   # the drop exceeds the allowed one by 0.5 pp
+    assert json.loads((run_dir / "gate.json").read_text())["passed"] is False
+    capsys.readouterr()
+    pytest.importorskip("onnxruntime")
+    assert main(["--quiet", "export", str(run_dir), "--format", "onnx"]) == 0
+    assert (run_dir / "model.onnx").stat().st_size > 1000

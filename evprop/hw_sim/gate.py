@@ -170,6 +170,13 @@ def evaluate_gate(verify_summary: dict, criteria: GateCriteria = GateCriteria(),
                       int(verify_summary.get("n_samples", len(samples))))
 
 
+def failed_run(message: str, criteria: GateCriteria = GateCriteria()) -> GateResult:
+    """The gate result when verification itself did not finish (Lava timeout or crash): one failed check
+    'lava_run' with `message`, so CI still receives a JUnit file that says why."""
+    check = Check("lava_run", False, None, None, " ".join(str(message).split()))
+    return GateResult(False, (check,), (), {}, 0)
+
+
 def _read_optional(path: Path, key: str):
     if not path.is_file():
         return None

@@ -23,7 +23,7 @@ EXAMPLES = {
     "evaluate": "evprop evaluate runs/default --split test",
     "quantise": "evprop quantise runs/default",
     "export": "evprop export runs/default",
-    "verify": "evprop verify runs/default --samples 20 --timeout 600",
+    "verify": "evprop verify runs/default --samples 20 --max-accuracy-drop 2 --junit verify.xml",
     "report": "evprop report runs/default",
     "data": "evprop data download shd --root ~/data   |   evprop data spoken-digits --out data/spoken   |   "
             "evprop data encode-audio wavs/ --out clips.h5 --raster clip0.png",
@@ -61,14 +61,27 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = add("evaluate", "accuracy, loss and spikes of a trained run on a split (float and fixed point)")
     evaluate.add_argument("run_dir", type=Path)
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
-    for name, text in (("quantise", "quantise a trained run to fixed point (writes fixed_point.npz)"),
-                       ("export", "export a run's network to NIR (writes model.nir)")):
-        add(name, text).add_argument("run_dir", type=Path)
+    add("quantise", "quantise a trained run to fixed point (writes fixed_point.npz)").add_argument(
+        "run_dir", type=Path)
+    export = add("export", "export a run's network to NIR (model.nir) or ONNX (model.onnx, one time step)")
+    export.add_argument("run_dir", type=Path)
+    export.add_argument("--format", choices=("nir", "onnx"), default="nir",
+                        help="nir: float network + fixed-point integers (default); onnx: the fixed-point network as "
+                             "an ONNX graph of one time step (integer arithmetic of the emulator)")
     add("report", "regenerate report.json and report.html of a run").add_argument("run_dir", type=Path)
     verify = add("verify", "run the NIR file in Lava and compare with the fixed-point emulator")
     verify.add_argument("run_dir", type=Path)
     verify.add_argument("--samples", type=int, default=None, help="test samples run in Lava")
     verify.add_argument("--timeout", type=float, default=None, help="hard limit for the Lava run [s]")
+    verify.add_argument("--min-output-agreement", type=float, default=None, metavar="F",
+                        help="also fail unless a fraction >= F (0..1) of the verified samples has identical outputs")
+    verify.add_argument("--max-accuracy-drop", type=float, default=None, metavar="PP",
+                        help="also fail if the fixed-point test accuracy is more than PP percentage points below "
+                             "the float one")
+    verify.add_argument("--no-bit-exact", action="store_true",
+                        help="do not require emulator == Lava bit for bit (default: required)")
+    verify.add_argument("--junit", type=Path, metavar="FILE",
+                        help="write JUnit XML (one testcase per criterion and per verified sample) for CI")
     data = add("data", "get and make data sets: download SHD/SSC, encode audio, synthesise spoken digits")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     download = data_sub.add_parser("download", help="fetch SHD or SSC into <root>/SHD or <root>/SSC (md5 checked)")
@@ -168,16 +181,40 @@ def cmd_quantise(args) -> int:
 
 
 def cmd_export(args) -> int:
+    if args.format == "onnx":
+        from ..export.onnx_export import export_onnx
+        from ..export.quantise import load_fixed_point
+        print(export_onnx(args.run_dir / "model.onnx", load_fixed_point(args.run_dir / "fixed_point.npz")))
+        return 0
     from .stages import export_stage
     print(export_stage(args.run_dir))
     return 0
 
 
 def cmd_verify(args) -> int:
+    """Verify, then gate: exit 0 if every criterion holds, EXIT_CHECK_FAILED (1) if one fails, 2 on bad input or a
+    Lava timeout/crash (gate.json and the JUnit file are written in every case)."""
+    from ..hw_sim.gate import GateCriteria, failed_run, gate_run_dir, write_junit, write_summary_json
     from .stages import verify_stage
-    summary = verify_stage(args.run_dir, args.samples, args.timeout)
-    print(json.dumps(summary, indent=1))
-    return 0 if summary["bit_exact"] else EXIT_CHECK_FAILED
+    criteria = GateCriteria(bit_exact=not args.no_bit_exact, min_output_agreement=args.min_output_agreement,
+                            max_accuracy_drop_pp=args.max_accuracy_drop)      # bad values fail before Lava runs
+    try:
+        summary = verify_stage(args.run_dir, args.samples, args.timeout)
+    except (TimeoutError, RuntimeError) as err:
+        result = failed_run(str(err), criteria)
+        write_summary_json(args.run_dir / "gate.json", result, criteria)
+        if args.junit is not None:
+            write_junit(args.junit, result)
+        raise
+    result = gate_run_dir(args.run_dir, criteria)          # verify.json (per sample), train.json, quantise.json
+    write_summary_json(args.run_dir / "gate.json", result, criteria)
+    if args.junit is not None:
+        write_junit(args.junit, result, summary["verify_s"])
+    for check in result.failures:
+        logging.getLogger("evprop").error("gate: %s failed: %s", check.name, check.message)
+    print(json.dumps({**summary, "gate": {"passed": result.passed,
+                                          "failures": [c.message for c in result.failures]}}, indent=1))
+    return 0 if result.passed else EXIT_CHECK_FAILED
 
 
 def cmd_report(args) -> int:
