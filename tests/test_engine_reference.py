@@ -151,3 +151,25 @@ def test_float32_kernels_agree_with_float64():
     for name in ("weights", "delays", "tau_mem", "tau_syn"):
         a, b = getattr(g64, name), getattr(g32, name)
         assert np.linalg.norm(a - b) <= 1e-4 * np.linalg.norm(a), name
+
+
+def test_kernels_allocate_nothing_per_step_or_spike():
+    """numba runtime allocations of one forward and one backward pass do not grow with the trial length or the
+    number of spikes (issue 7: no per-step allocations; buffers are allocated once per call and chunk)."""
+    from numba.core.runtime import _nrt_python, rtsys
+    _nrt_python.memsys_enable_stats()
+    counts = {}
+    for steps in (40, 80):
+        spec = random_network(seed=1, max_delay=3, n_steps=steps)
+        data = random_inputs(spec, n_samples=4)
+        net = CompiledNetwork.from_spec(spec)
+        loss = get_loss("cross_entropy")
+        forward(net, data, 100, compact=True)                   # compile outside the count
+        before = rtsys.get_allocation_stats().alloc
+        fwd = forward(net, data, 100, compact=True)
+        middle = rtsys.get_allocation_stats().alloc
+        terms = loss.evaluate(spec, fwd, net.layer_slices["output"], data.labels)
+        backward(net, data, fwd, None, dl_dscore=terms.dl_dscore)
+        counts[steps] = (middle - before, rtsys.get_allocation_stats().alloc - middle, int(fwd.spike_count.sum()))
+    assert counts[80][2] > counts[40][2]                         # more steps, more spikes ...
+    assert counts[80][:2] == counts[40][:2]                      # ... the same allocations
