@@ -62,9 +62,10 @@ class LavaResult:
 
 
 def run_lava(nir_path, data, n_samples: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-             workdir=None) -> LavaResult:
+             workdir=None, on_wait=None) -> LavaResult:
     """Run the first `n_samples` samples of `data` (SpikeData; all if None) through the network in `nir_path`
-    on Lava fixed_pt, in a child process killed after `timeout_s` seconds."""
+    on Lava fixed_pt, in a child process killed after `timeout_s` seconds. `on_wait(elapsed_s)` is called about
+    once a second while the child runs (progress for people)."""
     from evprop.export.nir import read_graph
 
     read_graph(nir_path)                                   # bad files fail here, in the parent, with a ValueError
@@ -76,7 +77,7 @@ def run_lava(nir_path, data, n_samples: int | None = None, timeout_s: float = DE
         np.savez(tmp / "data.npz", steps=subset.steps, channels=subset.channels, offsets=subset.offsets,
                  n_steps=subset.n_steps, n_channels=subset.n_channels)
         _run_child([sys.executable, "-m", "evprop.hw_sim.lava_sim", str(Path(nir_path).resolve()),
-                    str(tmp / "data.npz"), str(tmp)], timeout_s, tmp)
+                    str(tmp / "data.npz"), str(tmp)], timeout_s, tmp, on_wait)
         result = _collect(tmp)
     log.info("Lava fixed_pt: %d samples x %d steps in %.2f s (run), %.2f s (total)", n, subset.n_steps,
              result["run_time_s"], time.perf_counter() - started)
@@ -84,14 +85,24 @@ def run_lava(nir_path, data, n_samples: int | None = None, timeout_s: float = DE
                       time.perf_counter() - started)
 
 
-def _run_child(cmd: list, timeout_s: float, tmp: Path) -> None:
+def _run_child(cmd: list, timeout_s: float, tmp: Path, on_wait=None) -> None:
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     with open(tmp / "child.log", "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        started = time.perf_counter()
         try:
-            rc = proc.wait(timeout=timeout_s)
+            rc = None
+            while rc is None:
+                remaining = timeout_s - (time.perf_counter() - started)
+                if remaining <= 0:
+                    raise subprocess.TimeoutExpired(cmd, timeout_s)
+                try:
+                    rc = proc.wait(timeout=min(1.0, remaining))
+                except subprocess.TimeoutExpired:
+                    if on_wait is not None:
+                        on_wait(time.perf_counter() - started)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

@@ -102,8 +102,7 @@ def train_stage(config: dict | None, run_dir: Path, splits: dict | None = None, 
     bars = {}
 
     def on_batch(epoch, done, total):
-        bar = bars.setdefault(epoch, ProgressBar(f"epoch {epoch + 1}/{settings.epochs}", total,
-                                                 enabled=sys.stderr.isatty() and log.isEnabledFor(logging.INFO)))
+        bar = bars.setdefault(epoch, terminal_bar(f"epoch {epoch + 1}/{settings.epochs}", total))
         bar.update(done - bar.done)
         if done >= total:
             bar.close()
@@ -112,8 +111,10 @@ def train_stage(config: dict | None, run_dir: Path, splits: dict | None = None, 
         best, history = train(spec, splits["train"], splits["validation"], settings, run_dir, progress,
                               epoch_augmentation(config), resume=state, on_batch=on_batch)
     max_spikes = config["train"]["max_spikes"]
-    float_train = evaluate(best, splits["train"], max_spikes=max_spikes, allow_overflow=True)
-    float_test = evaluate(best, splits["test"], max_spikes=max_spikes, allow_overflow=True)
+    float_train = evaluate(best, splits["train"], max_spikes=max_spikes, allow_overflow=True,
+                           on_batch=batch_bar("evaluating (train)", len(splits["train"])))
+    float_test = evaluate(best, splits["test"], max_spikes=max_spikes, allow_overflow=True,
+                          on_batch=batch_bar("evaluating (test)", len(splits["test"])))
     log.info("float: train %.2f%%, test %.2f%%", 100 * float_train["accuracy"], 100 * float_test["accuracy"])
     summary = {"train_s": time.perf_counter() - t0, "epochs": len(history),
                "best_epoch": best_epoch(history, settings.selection_metric),
@@ -135,13 +136,30 @@ def evaluate_stage(run_dir: Path, split: str = "test") -> dict:
     if split not in splits:
         raise ValueError(f"split '{split}' unknown, expected one of {sorted(splits)}")
     data, spec = splits[split], trained_network(run_dir)
-    result = evaluate(spec, data, max_spikes=config["train"]["max_spikes"], allow_overflow=True)
+    result = evaluate(spec, data, max_spikes=config["train"]["max_spikes"], allow_overflow=True,
+                      on_batch=batch_bar(f"evaluating ({split})", len(data)))
     summary = {"split": split, "n_samples": len(data), "float_accuracy": result["accuracy"],
                "float_loss": result["loss"], "float_spikes_per_sample": result["spikes_per_sample"]}
     if (run_dir / "fixed_point.npz").is_file():
         emulated = emulate(load_fixed_point(run_dir / "fixed_point.npz"), data, record_hidden=False)
         summary["fixed_point_accuracy"] = accuracy(spec, emulated, data)
     return summary
+
+
+def terminal_bar(label: str, total: int, unit: str = "samples") -> ProgressBar:
+    """A progress bar drawn only on a terminal and when informational output is wanted (not with --quiet)."""
+    return ProgressBar(label, total, unit=unit, enabled=sys.stderr.isatty() and log.isEnabledFor(logging.INFO))
+
+
+def batch_bar(label: str, total: int):
+    """on_batch(done, total) callback drawing a terminal progress bar."""
+    bar = terminal_bar(label, total)
+
+    def on_batch(done, _total):
+        bar.update(done - bar.done)
+        if done >= bar.total:
+            bar.close()
+    return on_batch
 
 
 def epoch_augmentation(config: dict):
@@ -201,8 +219,11 @@ def verify_stage(run_dir: Path, samples: int | None = None, timeout_s: float | N
         raise ValueError(f"--samples {samples}: expected at least 1")
     subset = splits["test"].subset(np.arange(min(samples, len(splits["test"]))))
     t0 = time.perf_counter()
+    bar = terminal_bar(f"Lava: {len(subset)} samples (timeout {timeout_s:g} s)", int(timeout_s), unit="s")
     with EnergyMeter() as meter:
-        lava = run_lava(run_dir / "model.nir", subset, timeout_s=timeout_s)
+        lava = run_lava(run_dir / "model.nir", subset, timeout_s=timeout_s,
+                        on_wait=lambda elapsed: bar.update(int(elapsed) - bar.done))
+    bar.close()
     verify_s = time.perf_counter() - t0
     equivalence = compare(emulate(load_fixed_point(run_dir / "fixed_point.npz"), subset), lava)
     summary = {k: v for k, v in equivalence.items() if k != "per_sample"}

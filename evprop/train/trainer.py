@@ -93,9 +93,9 @@ def batches(n: int, batch_size: int, rng: np.random.Generator | None):
 
 
 def evaluate(spec: NetworkSpec, data: SpikeData, batch_size: int = 256, max_spikes: int = 100,
-             allow_overflow: bool = False, loss_fn=None) -> dict:
+             allow_overflow: bool = False, loss_fn=None, on_batch=None) -> dict:
     """Accuracy, mean loss (cross-entropy of the readout unless `loss_fn` is given), predictions and spikes per
-    layer of the float network on `data`."""
+    layer of the float network on `data`. `on_batch(samples_done, samples_total)` after every batch."""
     net = CompiledNetwork.from_spec(spec)
     loss_fn = loss_fn or default_loss(spec)
     predictions = np.zeros(len(data), dtype=np.int64)
@@ -108,6 +108,8 @@ def evaluate(spec: NetworkSpec, data: SpikeData, batch_size: int = 256, max_spik
         loss_sum += loss * len(idx)
         predictions[idx] = scores.argmax(axis=1)
         counts[idx] = fwd.spike_count
+        if on_batch is not None:
+            on_batch(int(idx[-1]) + 1, len(data))
     if len(data) == 0:
         return {"accuracy": float("nan"), "loss": float("nan"), "predictions": predictions,
                 "spikes_per_sample": {name: float("nan") for name in net.layer_slices}}
