@@ -154,7 +154,7 @@ class _Plan:
                 steps = np.asarray(node.delay, dtype=np.float64).reshape(-1) / dt_s
                 if not np.all(np.isfinite(steps)) or np.any(steps < -1e-9):
                     raise ValueError(f"NIR Delay node '{name}' has negative or non-finite delays")
-                self.delay_steps[name] = np.floor(steps + 1.5).astype(np.int64)
+                self.delay_steps[name] = np.floor(steps + 0.5).astype(np.int64)
 
     def _topological_wiring(self) -> list:
         wiring = [k for k, n in self.nodes.items() if isinstance(n, (nir.Linear, nir.Affine, nir.Scale, nir.Delay))]
@@ -227,7 +227,10 @@ def _apply(name: str, node, x: np.ndarray, source: str) -> np.ndarray:
         if w.ndim != 2 or w.shape[1] != x.shape[1]:
             raise ValueError(f"{source}: {type(node).__name__} '{name}' weight {w.shape} does not take a signal of "
                              f"{x.shape[1]} elements")
-        return x @ w.T
+        active = np.flatnonzero(x.any(axis=0))          # spikes are sparse: only the columns that carry any
+        if len(active) == x.shape[1]:
+            return x @ w.T
+        return x[:, active] @ w[:, active].T
     scale = np.asarray(node.scale, dtype=np.float64).reshape(-1)
     return x * scale
 

@@ -46,6 +46,8 @@ class EmulatorResult:
     v_saturations:     {layer: int64 [B]} neuron-steps where v was clipped to +-(2**23 - 1)
     message_overflows: {layer: int64 [B]} neuron-steps where |a_in| exceeded the 16-bit message range
     max_abs_u, max_abs_v: {layer: int} over all samples and steps (v before the spike reset)
+    tape:              with record_tape, every spike of a LIF layer in emission order: {'sample', 'step',
+                       'neuron' (index over fp.layers concatenated), 'u', 'v' (v before the reset)} int64 arrays
     """
 
     hidden_spikes: dict
@@ -60,6 +62,7 @@ class EmulatorResult:
     message_overflows: dict
     max_abs_u: dict
     max_abs_v: dict
+    tape: dict | None = None
 
     @property
     def n_samples(self) -> int:
@@ -107,19 +110,24 @@ def lif_step(u: np.ndarray, v: np.ndarray, a_in: np.ndarray, du_keep: np.ndarray
     return u, v, spikes, over | under, saturated, v_before
 
 
-def emulate(fp: FixedPointSpec, data, record_hidden: bool = True, chunk: int = CHUNK_SAMPLES) -> EmulatorResult:
+def emulate(fp: FixedPointSpec, data, record_hidden: bool = True, chunk: int = CHUNK_SAMPLES,
+            record_tape: bool = False) -> EmulatorResult:
     """Run `fp` on every sample of `data` (SpikeData) with Lava's integer arithmetic; state starts at zero for
     every sample. Steps: data.n_steps."""
     if data.n_channels != fp.input_size:
         raise ValueError(f"emulate: data has {data.n_channels} input channels, network input "
                          f"'{fp.input_name}' has {fp.input_size}")
-    parts = [_emulate_chunk(fp, input_raster(data, lo, min(lo + chunk, len(data))), record_hidden)
-             for lo in range(0, len(data), chunk)] or [_emulate_chunk(fp, input_raster(data, 0, 0), record_hidden)]
+    parts = [_emulate_chunk(fp, input_raster(data, lo, min(lo + chunk, len(data))), record_hidden, record_tape, lo)
+             for lo in range(0, len(data), chunk)] \
+        or [_emulate_chunk(fp, input_raster(data, 0, 0), record_hidden, record_tape, 0)]
     return _concat(fp, parts)
 
 
-def _emulate_chunk(fp: FixedPointSpec, raster: np.ndarray, record_hidden: bool) -> dict:
+def _emulate_chunk(fp: FixedPointSpec, raster: np.ndarray, record_hidden: bool, record_tape: bool = False,
+                   first_sample: int = 0) -> dict:
     n_batch, n_steps, _ = raster.shape
+    offsets = np.cumsum([0] + [layer.size for layer in fp.layers])
+    tape = {key: [] for key in ("sample", "step", "neuron", "u", "v")}
     # float32 matmuls are exact while |sums| < 2**24 (n_pre * 256 < 2**24)
     sizes = {fp.input_name: fp.input_size, **{layer.name: layer.size for layer in fp.layers}}
     groups = {c.name: delay_groups(c.weight, c.delay,
@@ -156,6 +164,13 @@ def _emulate_chunk(fp: FixedPointSpec, raster: np.ndarray, record_hidden: bool) 
             spikes[name] = s
             if name in hidden:
                 hidden[name][:, k] = s
+            if record_tape and layer.kind == "lif" and s.any():
+                b_idx, n_idx = np.nonzero(s)
+                tape["sample"].append(b_idx + first_sample)
+                tape["step"].append(np.full(len(b_idx), k))
+                tape["neuron"].append(n_idx + offsets[fp.layers.index(layer)])
+                tape["u"].append(u[name][b_idx, n_idx].astype(np.int64))
+                tape["v"].append(v_before[b_idx, n_idx].astype(np.int64))
         v_out[:, k] = v[fp.output.name]
         for name, s in spikes.items():
             counts[name] += s
@@ -172,6 +187,8 @@ def _emulate_chunk(fp: FixedPointSpec, raster: np.ndarray, record_hidden: bool) 
         synops += counts[conn.source] @ (conn.weight != 0).sum(axis=0).astype(np.int64)
     return {"hidden": hidden, "v_out": v_out, "counts": {n: c.sum(axis=1) for n, c in counts.items()},
             "synops": synops, "events": events, "max_u": max_u, "max_v": max_v,
+            "tape": {key: np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+                     for key, parts in tape.items()} if record_tape else None,
             "neuron_updates": np.full(n_batch, n_steps * sum(l.size for l in fp.layers), np.int64),
             "active_neuron_updates": active}
 
@@ -194,4 +211,6 @@ def _concat(fp: FixedPointSpec, parts: list) -> EmulatorResult:
         v_saturations={n: cat(lambda p, n=n: p["events"]["sat"][n]) for n in names},
         message_overflows={n: cat(lambda p, n=n: p["events"]["msg"][n]) for n in names},
         max_abs_u={n: max(p["max_u"][n] for p in parts) for n in names},
-        max_abs_v={n: max(p["max_v"][n] for p in parts) for n in names})
+        max_abs_v={n: max(p["max_v"][n] for p in parts) for n in names},
+        tape=None if parts[0]["tape"] is None else
+        {key: np.concatenate([p["tape"][key] for p in parts]) for key in parts[0]["tape"]})

@@ -14,6 +14,7 @@ import logging
 import platform
 import sys
 import time
+from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -25,8 +26,9 @@ from ..export.quantise import add_headroom, load_fixed_point, quantise, save_fix
 from ..hw_sim.emulator import emulate
 from ..hw_sim.lava_sim import run_lava
 from ..hw_sim.verify import compare
-from ..model.io import atomic_write
+from ..model.io import atomic_write, load_network, save_network
 from ..train.engine import state_bounds
+from ..train.qat import finetune, fixed_point_accuracy
 from ..train.trainer import TrainSettings, best_epoch, evaluate, load_checkpoint, load_resume, train
 from .build import initial_network, load_splits, n_classes
 from .config import dump_toml, load_config
@@ -56,13 +58,17 @@ def run_config(run_dir: Path) -> dict:
 
 
 def trained_network(run_dir: Path):
-    """The best-validation network of a run."""
+    """The network a run deploys: the quantisation-aware fine-tuned one (finetuned.npz) when the quantise stage
+    made one, else the best-validation network of training."""
+    finetuned = Path(run_dir) / "finetuned.npz"
+    if finetuned.is_file():
+        return load_network(finetuned)
     return load_checkpoint(Path(run_dir) / "checkpoint.npz")["best"]
 
 
 # ---- stages ----
 
-LATER_STAGE_FILES = ("train.json", "fixed_point.npz", "quantise.json", "model.nir", "verify.json", "report.json",
+LATER_STAGE_FILES = ("train.json", "finetuned.npz", "fixed_point.npz", "quantise.json", "model.nir", "verify.json", "report.json",
                      "report.html")
 
 
@@ -179,21 +185,39 @@ def epoch_augmentation(config: dict):
 
 def quantise_stage(run_dir: Path, splits: dict | None = None) -> dict:
     """Quantise the trained network (calibrated on training samples); writes fixed_point.npz and quantise.json
-    with the fixed-point test accuracy from the emulator."""
+    with the fixed-point test accuracy from the emulator. With quantise.finetune_epochs > 0, first fine-tunes the
+    network with the forward pass in the target's arithmetic (evprop.train.qat), saves it as finetuned.npz (the
+    network the later stages deploy) and records the fixed-point accuracy before and after."""
     run_dir = Path(run_dir)
     config = run_config(run_dir)
     splits = splits or load_splits(config)
     q = config["quantise"]
+    (run_dir / "finetuned.npz").unlink(missing_ok=True)
     spec = trained_network(run_dir)
     calibration = splits["train"].subset(np.arange(min(q["calibration_samples"], len(splits["train"]))))
-    fixed, quant_report = quantise(spec, state_bounds(spec, calibration), q["percentile"],
-                                   lif_negative_range=q["lif_negative_range"])
+    bounds = state_bounds(spec, calibration)
+    options = {"percentile": q["percentile"], "lif_negative_range": q["lif_negative_range"]}
+    finetuning = None
+    if q["finetune_epochs"] > 0:
+        before = fixed_point_accuracy(spec, bounds, options, splits["test"])
+        settings = replace(TrainSettings.from_config(config["train"]), learning_rate=q["finetune_learning_rate"],
+                           lr_ease_in_start=1.0, lr_decay_per_epoch=1.0)
+        spec, history = finetune(spec, settings, bounds, options, splits["train"], splits["validation"],
+                                 q["finetune_epochs"])
+        save_network(run_dir / "finetuned.npz", spec)
+        float_after = evaluate(spec, splits["test"], max_spikes=config["train"]["max_spikes"], allow_overflow=True)
+        finetuning = {"epochs": q["finetune_epochs"], "fixed_point_test_accuracy_before": before,
+                      "float_test_accuracy_after": float_after["accuracy"], "history": history}
+    fixed, quant_report = quantise(spec, bounds, **options)
     add_headroom(quant_report, fixed, emulate(fixed, calibration, record_hidden=False))
     save_fixed_point(run_dir / "fixed_point.npz", fixed)
     emulated = emulate(fixed, splits["test"], record_hidden=False)
     summary = {"fixed_point_test_accuracy": accuracy(spec, emulated, splits["test"]),
-               "n_test": len(splits["test"]), "counts": target_counts(emulated), "quantisation": quant_report}
-    log.info("fixed point (emulator): test %.2f%%", 100 * summary["fixed_point_test_accuracy"])
+               "n_test": len(splits["test"]), "counts": target_counts(emulated), "quantisation": quant_report,
+               "finetuning": finetuning}
+    log.info("fixed point (emulator): test %.2f%%%s", 100 * summary["fixed_point_test_accuracy"],
+             f" (before fine-tuning {100 * finetuning['fixed_point_test_accuracy_before']:.2f}%)"
+             if finetuning else "")
     _write_json(run_dir / "quantise.json", summary)
     return summary
 
@@ -258,7 +282,10 @@ def report_stage(run_dir: Path) -> dict:
         "name": config["name"],
         "accuracy": {"float": {"train": tr["float_train_accuracy"], "test": tr["float_test_accuracy"],
                                "n_test": tr["n_test"]},
-                     "fixed_point": {"test": qu["fixed_point_test_accuracy"], "n_test": qu["n_test"]},
+                     "fixed_point": {"test": qu["fixed_point_test_accuracy"], "n_test": qu["n_test"],
+                                     **({"before_finetuning": qu["finetuning"]["fixed_point_test_accuracy_before"],
+                                         "float_after_finetuning": qu["finetuning"]["float_test_accuracy_after"]}
+                                        if qu.get("finetuning") else {})},
                      "lava": {"test": ve["lava_test_accuracy"], "n_samples": ve["n_samples"]}},
         "equivalence": {"emulator_vs_lava": {k: v for k, v in ve.items()
                                              if k not in ("per_sample", "lava_test_accuracy", "verify_s",
