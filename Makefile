@@ -15,7 +15,7 @@ env: $(STAMP)
 
 $(STAMP): pyproject.toml scripts/find_python310.sh
 	@test -x $(VENV)/bin/python || { PY=$$(./scripts/find_python310.sh) && $$PY -m venv $(VENV); }
-	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test,tonic,onnx]'
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test,tonic,onnx,ray]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 

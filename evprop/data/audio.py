@@ -32,6 +32,7 @@ from numba import njit
 from scipy.io import wavfile
 from scipy.signal import gammatone, resample_poly, zpk2sos
 
+from ..pipeline.progress import ProgressBar
 from .hsd import write_hsd_file
 
 log = logging.getLogger(__name__)
@@ -254,10 +255,15 @@ def encode_to_hsd(src, out_path, front_end: FrontEnd = FrontEnd(), class_names=N
     {'clips', 'audio_s', 'compute_s', 'realtime_factor', 'spikes'}."""
     entries, classes = collect_sources(src) if not isinstance(src, list) else (src, class_names)
     samples, audio_s, start = [], 0.0, time.perf_counter()
-    for path, _, _ in entries:
-        signal, rate = read_wav(path)
-        audio_s += len(signal) / rate
-        samples.append(cochlea_spikes(signal, rate, front_end))
+    bar = ProgressBar(f"encoding {Path(out_path).name}", len(entries), unit="clips")    # draws only on a TTY
+    try:
+        for path, _, _ in entries:
+            signal, rate = read_wav(path)
+            audio_s += len(signal) / rate
+            samples.append(cochlea_spikes(signal, rate, front_end))
+            bar.update(1)
+    finally:
+        bar.close()
     compute_s = time.perf_counter() - start
     write_hsd_file(out_path, samples, [e[1] for e in entries], [e[2] for e in entries], classes,
                    front_end.n_channels)

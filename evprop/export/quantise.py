@@ -365,7 +365,7 @@ def _checks_at(layer, v_lsb, arrival_bound, max_abs_u, max_abs_v) -> dict:
 # quantise
 
 
-def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float = 99.0, li_v_range: float = 8.0,
+def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float | dict = 99.0, li_v_range: float = 8.0,
              lif_negative_range: float = 16.0):
     """Quantise `spec` to Lava fixed point. Returns (FixedPointSpec, report).
 
@@ -374,7 +374,8 @@ def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float = 
         calibration data (`evprop.train.engine.state_bounds`): they bound |u|, |V| and the per-step input of every
         population. Without them, messages are bounded by the worst case (every presynaptic neuron spiking at
         once) and the LI output is assumed to stay within +-li_v_range [V].
-    percentile: the weight percentile mapped near the top of the 8-bit range (published exporter: 99).
+    percentile: the weight percentile mapped near the top of the 8-bit range (published exporter: 99), one for
+        all layers or {layer name: percentile} (see evprop.hw_sim.scale_search).
     lif_negative_range: how far below zero a LIF's v must be representable, in thresholds; a deeper (inhibited)
         v saturates there (Lava clips v; counted by `add_headroom`), which buys threshold resolution: on the
         default Yin-Yang network, V reaches -39 thresholds and representing all of it cost 2 pp of accuracy.
@@ -388,7 +389,8 @@ def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float = 
         incoming = tuple(c for c in spec.connections if c.target == layer.name)
         _check_delays(incoming)
         _, _, g = discretise(layer.tau_mem_ms, layer.tau_syn_ms, spec.dt_ms)
-        units = {c.name: weight_unit([c.weight * g[None, :]], percentile) for c in incoming}
+        layer_percentile = percentile[layer.name] if isinstance(percentile, dict) else percentile
+        units = {c.name: weight_unit([c.weight * g[None, :]], layer_percentile) for c in incoming}
         if bounds is not None:
             s = bounds[layer.name]
             # A LIF's v above threshold spikes and resets whether or not it saturated first, so only its negative

@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="values of one config key to sweep (repeat for a grid)")
     sweep.add_argument("--seeds", type=int, default=1, help="seeds per configuration (train.seed = 0..N-1)")
     sweep.add_argument("--jobs", type=int, default=None, help="parallel processes (default: one per core)")
+    sweep.add_argument("--ray", metavar="ADDRESS", default=None,
+                       help="run the jobs as Ray tasks on this cluster (HOST:PORT of the head, auto, or local for a "
+                            "new local instance); needs pip install -e '.[ray]'")
     sweep.add_argument("--out", type=Path, default=None, help="folder of the runs (default runs/sweep-<stem>)")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key in every run, e.g. --set train.epochs=5")
@@ -249,7 +252,8 @@ def cmd_data(args) -> int:
 def cmd_sweep(args) -> int:
     from .sweep import run_sweep, summary_table
     out = args.out or Path("runs") / f"sweep-{args.config.stem}"
-    print(summary_table(run_sweep(args.config, args.grid, args.seeds, out, args.jobs, tuple(args.set))))
+    print(summary_table(run_sweep(args.config, args.grid, args.seeds, out, args.jobs, tuple(args.set),
+                                  ray_address=args.ray)))
     return 0
 
 

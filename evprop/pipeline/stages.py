@@ -25,6 +25,7 @@ from ..export.nir import export_nir
 from ..export.quantise import add_headroom, load_fixed_point, quantise, save_fixed_point
 from ..hw_sim.emulator import emulate
 from ..hw_sim.lava_sim import run_lava
+from ..hw_sim.scale_search import search_percentiles
 from ..hw_sim.verify import compare
 from ..model.io import atomic_write, load_network, save_network
 from ..train.engine import state_bounds
@@ -197,6 +198,9 @@ def quantise_stage(run_dir: Path, splits: dict | None = None) -> dict:
     calibration = splits["train"].subset(np.arange(min(q["calibration_samples"], len(splits["train"]))))
     bounds = state_bounds(spec, calibration)
     options = {"percentile": q["percentile"], "lif_negative_range": q["lif_negative_range"]}
+    if q["scale"] == "search":        # per-layer percentiles minimising the fixed-point loss on training data
+        options["percentile"], _ = search_percentiles(spec, bounds, calibration, q["percentile"],
+                                                      q["lif_negative_range"])
     finetuning = None
     if q["finetune_epochs"] > 0:
         before = fixed_point_accuracy(spec, bounds, options, splits["test"])

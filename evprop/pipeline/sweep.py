@@ -6,10 +6,12 @@ combination of the grid values with train.seed = 0..7, each in its own run direc
 <out>/<combination>/seed<k>, and writes <out>/sweep.json.
 
 With `--ray ADDRESS` (optional extra: pip install -e '.[ray]') the same jobs run as Ray tasks on a cluster instead of
-local processes: ADDRESS is a cluster address ("auto", "HOST:PORT", "ray://HOST:10001") or "local" for a new Ray
+local processes: ADDRESS is a cluster address ("HOST:PORT" of the head, or "auto") or "local" for a new Ray
 instance on this machine. Only the executor differs: the job function, the results and sweep.json are the same.
 Every worker runs the job in the driver's working directory, so on a multi-node cluster evprop must be installed on
-every node and the config, the data and --out must be on a filesystem shared by all nodes.
+every node and the config, the data and --out must be on a filesystem shared by all nodes. A cluster with Ray's token
+authentication needs RAY_AUTH_MODE=token (and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN) in the environment:
+Ray enables it by itself for "local" and "auto" only.
 """
 
 from __future__ import annotations
@@ -84,6 +86,19 @@ def _import_ray():
     return ray
 
 
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT nobody listens on: a one-line error now (ray.init would retry for minutes)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return                                    # "local", "auto", "ray://...": Ray's own handling
+    import socket
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        raise ConnectionError(f"--ray {address}: no Ray cluster reachable there ({err}); start one with "
+                              f"`ray start --head --port={port}` or pass --ray local") from None
+
+
 def _map_processes(tasks: list, jobs: int | None) -> list:
     jobs = jobs or os.cpu_count() or 1
     log.info("sweep: %d runs, %d in parallel processes", len(tasks), jobs)
@@ -98,6 +113,7 @@ def _map_ray(tasks: list, address: str, jobs: int | None) -> list:
     ray = _import_ray()
     started = not ray.is_initialized()
     if started:                                   # an already connected driver (e.g. a notebook) is used as is
+        _check_reachable(address)
         ray.init(address=address, num_cpus=jobs if address == "local" else None, logging_level=logging.WARNING,
                  runtime_env={"env_vars": {"NUMBA_NUM_THREADS": "1"}})
     try:
