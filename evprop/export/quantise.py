@@ -421,7 +421,7 @@ def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float | 
                 "clipped": params.clipped[conn.name], "clipped_fraction": params.clipped[conn.name] / max(n, 1),
                 "max_abs_error_unclipped": params.max_error[conn.name], "max_delay": conn.max_delay}
             if params.clipped[conn.name]:
-                log.warning("connection '%s': %d of %d weights saturated", conn.name, params.clipped[conn.name], n)
+                log.info("connection %s: %d of %d weights saturated", conn.name, params.clipped[conn.name], n)
     fixed = FixedPointSpec(spec.dt_ms, spec.n_steps, spec.input.name, spec.input.size, tuple(layers),
                            tuple(conns), spec.readout)
     for name, entry in _wrap_possible(fixed).items():
