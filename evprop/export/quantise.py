@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evprop.model.io import load_arrays, save_arrays
+from evprop.model.io import array_reader, load_arrays, read_header, save_arrays
 from evprop.model.spec import LIFLayer, LILayer, NetworkSpec, _ValueEquality, discretise, used_delay_steps
 
 log = logging.getLogger(__name__)
@@ -495,21 +495,8 @@ def fixed_point_to_arrays(fp: FixedPointSpec, prefix: str = "fixed") -> dict:
 
 
 def fixed_point_from_arrays(arrays: dict, prefix: str = "fixed", source: str = "<arrays>") -> FixedPointSpec:
-    key = f"{prefix}/spec"
-    if key not in arrays:
-        raise ValueError(f"{source}: not an evprop fixed-point file (no '{key}' entry)")
-    try:
-        header = json.loads(str(arrays[key]))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{source}: '{key}' is not valid JSON ({err})") from None
-    if header.get("format") != FIXED_POINT_FORMAT or header.get("version") != FIXED_POINT_VERSION:
-        raise ValueError(f"{source}: format {header.get('format')!r} version {header.get('version')!r}, "
-                         f"expected {FIXED_POINT_FORMAT!r} version {FIXED_POINT_VERSION}")
-
-    def array(name):
-        if f"{prefix}/{name}" not in arrays:
-            raise ValueError(f"{source}: missing array '{prefix}/{name}'")
-        return np.asarray(arrays[f"{prefix}/{name}"])
+    header = read_header(arrays, prefix, source, FIXED_POINT_FORMAT, FIXED_POINT_VERSION, "fixed-point file")
+    array = array_reader(arrays, prefix, source)
 
     try:
         layers = tuple(FixedLayer(e["name"], e["kind"], array(f"{e['name']}/du"), array(f"{e['name']}/dv"),

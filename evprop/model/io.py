@@ -45,24 +45,35 @@ def network_to_arrays(spec: NetworkSpec, prefix: str = "net") -> dict:
     return arrays
 
 
-def network_from_arrays(arrays, prefix: str = "net", source: str = "<arrays>") -> NetworkSpec:
-    """Inverse of `network_to_arrays`. Errors name `source` and the missing or bad key."""
+def read_header(arrays, prefix: str, source: str, fmt: str, version: int, what: str) -> dict:
+    """The JSON description under f'{prefix}/spec', checked to be `fmt` version `version`; one-line errors."""
     key = f"{prefix}/spec"
     if key not in arrays:
-        raise ValueError(f"{source}: not an evprop network (no '{key}' entry)")
+        raise ValueError(f"{source}: not an evprop {what} (no '{key}' entry)")
     try:
         header = json.loads(str(arrays[key]))
     except json.JSONDecodeError as err:
         raise ValueError(f"{source}: '{key}' is not valid JSON ({err})") from None
-    if header.get("format") != FORMAT or header.get("version") != FORMAT_VERSION:
+    if header.get("format") != fmt or header.get("version") != version:
         raise ValueError(f"{source}: format {header.get('format')!r} version {header.get('version')!r}, "
-                         f"expected {FORMAT!r} version {FORMAT_VERSION}")
+                         f"expected {fmt!r} version {version}")
+    return header
 
+
+def array_reader(arrays, prefix: str, source: str):
+    """name -> arrays[f'{prefix}/{name}'], a missing one a one-line ValueError."""
     def array(name):
         full = f"{prefix}/{name}"
         if full not in arrays:
             raise ValueError(f"{source}: missing array '{full}'")
         return np.asarray(arrays[full])
+    return array
+
+
+def network_from_arrays(arrays, prefix: str = "net", source: str = "<arrays>") -> NetworkSpec:
+    """Inverse of `network_to_arrays`. Errors name `source` and the missing or bad key."""
+    header = read_header(arrays, prefix, source, FORMAT, FORMAT_VERSION, "network")
+    array = array_reader(arrays, prefix, source)
 
     try:
         layers = []
