@@ -40,3 +40,14 @@ def random_inputs(spec, n_samples=4, rate=0.08, seed=1):
     rng = np.random.default_rng(seed)
     rasters = rng.random((n_samples, spec.n_steps, spec.input.size)) < rate
     return SpikeData.from_dense(rasters, rng.integers(0, spec.output.size, n_samples))
+
+
+def central_differences(loss_of, w, eps=1e-5):
+    """Central finite differences of the scalar loss_of(w) for every entry of the array w."""
+    fd = np.zeros_like(w)
+    for idx in np.ndindex(w.shape):
+        for sign in (1, -1):
+            shifted = w.copy()
+            shifted[idx] += sign * eps
+            fd[idx] += sign * loss_of(shifted) / (2 * eps)
+    return fd

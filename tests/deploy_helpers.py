@@ -53,3 +53,16 @@ def float_run(spec, data):
     net = CompiledNetwork.from_spec(spec)
     fwd = forward(net, data, max_spikes=1000)
     return fwd.spike_raster(net.layer_slices["hidden"]), fwd.v_out
+
+
+def two_hidden_with_skip():
+    """in -> h1 (delays) -> h2 (recurrent, delays) -> out, plus a skip in -> out; per-neuron taus, dt 0.5 ms."""
+    rng = np.random.default_rng(5)
+    layers = (InputLayer("in", 4), LIFLayer("h1", 6, rng.uniform(10, 30, 6), 5.0, threshold=1.5),
+              LIFLayer("h2", 5, 20.0, rng.uniform(2, 8, 5)), LILayer("out", 2, 15.0, 4.0))
+    conns = (Connection("in", "h1", rng.normal(1.2, 0.3, (4, 6)), rng.uniform(0, 3, (4, 6)), 3),
+             Connection("h1", "h2", rng.normal(1.0, 0.3, (6, 5))),
+             Connection("h2", "h2", rng.normal(0, 0.1, (5, 5)), rng.uniform(0, 2, (5, 5)), 2),
+             Connection("in", "out", rng.normal(0, 0.2, (4, 2))),
+             Connection("h2", "out", rng.normal(0, 0.3, (5, 2))))
+    return NetworkSpec(0.5, 80, layers, conns, "max")

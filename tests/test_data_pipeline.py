@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from evprop.data.hsd import synthetic_samples, write_hsd_file

@@ -3,12 +3,14 @@
 import numpy as np
 import pytest
 
+from evprop.data.spikes import SpikeData
+from evprop.model.spec import Connection
 from evprop.train.compiled import CompiledNetwork
 from evprop.train.engine import SpikeTapeOverflow, backward, forward
 from evprop.train.losses import get_loss
 from evprop.train.reference import case_data, case_network, gradcheck
 
-from conftest import random_inputs, random_network
+from conftest import central_differences, random_inputs, random_network
 
 
 @pytest.mark.parametrize("case", ["A_ff_nodelay", "D_rec_nodelay", "B_rec_delay"])
@@ -40,13 +42,8 @@ def _output_gradient_vs_fd(spec, data, quirk, eps=1e-5):
     fwd = forward(net, data, max_spikes=200, mlgenn_last_step=quirk)
     _, _, dl_dv = get_loss("cross_entropy")(spec, fwd.v_out, data.labels)
     grad = net.per_connection(backward(net, data, fwd, dl_dv, mlgenn_last_step=quirk).weights)["hidden->output"]
-    w = spec.connection("hidden->output").weight
-    fd = np.zeros_like(w)
-    for idx in np.ndindex(w.shape):
-        for sign in (1, -1):
-            w2 = w.copy()
-            w2[idx] += sign * eps
-            fd[idx] += sign * _loss(spec.with_weights({"hidden->output": w2}), data, quirk) / (2 * eps)
+    fd = central_differences(lambda w: _loss(spec.with_weights({"hidden->output": w}), data, quirk),
+                             spec.connection("hidden->output").weight, eps)
     return grad, fd
 
 
@@ -76,10 +73,7 @@ def test_spike_times_follow_delays():
     first = []
     for d in (0, 3, 7):
         spec = random_network(seed=0, n_in=1, n_hidden=1, n_out=1, recurrent=False, max_delay=7)
-        conn = spec.connection("input->hidden")
-        from evprop.model.spec import Connection
         spec = spec.replace_connection(Connection("input", "hidden", np.array([[30.0]]), np.array([[d]]), 7))
-        from evprop.data.spikes import SpikeData
         data = SpikeData.from_event_lists(1, spec.n_steps, [([0], [0])], [0])
         fwd = forward(CompiledNetwork.from_spec(spec), data, max_spikes=10)
         first.append(int(fwd.tape_step[0, 0]))

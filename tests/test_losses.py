@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from conftest import random_inputs, random_network
+from conftest import central_differences, random_inputs, random_network
 from evprop.data.spikes import SpikeData
 from evprop.model.spec import Connection, InputLayer, LIFLayer, NetworkSpec
 from evprop.train.compiled import CompiledNetwork
@@ -17,19 +17,15 @@ def _grad_and_fd(spec, data, loss_name, eps=1e-5):
     loss = get_loss(loss_name)
     net = CompiledNetwork.from_spec(spec)
     out = net.layer_slices["output"]
-    terms = loss.evaluate(spec, forward(net, data, 200), out, data.labels)
-    grads = backward(net, data, forward(net, data, 200), terms.dl_dv, tape_dl_dt=terms.tape_dl_dt)
+    fwd = forward(net, data, 200)
+    terms = loss.evaluate(spec, fwd, out, data.labels)
+    grads = backward(net, data, fwd, terms.dl_dv, tape_dl_dt=terms.tape_dl_dt)
     ours = net.per_connection(grads.weights)["hidden->output"]
-    w = spec.connection("hidden->output").weight
-    fd = np.zeros_like(w)
-    for idx in np.ndindex(w.shape):
-        for sign in (1, -1):
-            w2 = w.copy()
-            w2[idx] += sign * eps
-            s2 = spec.with_weights({"hidden->output": w2})
-            n2 = CompiledNetwork.from_spec(s2)
-            fd[idx] += sign * loss.evaluate(s2, forward(n2, data, 200), out, data.labels).loss / (2 * eps)
-    return ours, fd
+
+    def loss_of(w):
+        shifted = spec.with_weights({"hidden->output": w})
+        return loss.evaluate(shifted, forward(CompiledNetwork.from_spec(shifted), data, 200), out, data.labels).loss
+    return ours, central_differences(loss_of, spec.connection("hidden->output").weight, eps)
 
 
 @pytest.mark.parametrize("loss_name, readout", [("x_entropy", "sum_exp"), ("cross_entropy", "sum_gaus"),

@@ -5,22 +5,10 @@ import nir
 import numpy as np
 import pytest
 
-from deploy_helpers import quantise_calibrated, make_data, make_network
+from deploy_helpers import make_data, make_network, quantise_calibrated, two_hidden_with_skip
 from evprop.export.nir import FORMAT, export_nir, import_nir, ms_to_s, s_to_ms
 from evprop.export.quantise import quantise
 from evprop.model.spec import Connection, InputLayer, LIFLayer, LILayer, NetworkSpec
-
-
-def two_hidden_with_skip():
-    rng = np.random.default_rng(5)
-    layers = (InputLayer("in", 4), LIFLayer("h1", 6, rng.uniform(10, 30, 6), 5.0, threshold=1.5),
-              LIFLayer("h2", 5, 20.0, rng.uniform(2, 8, 5)), LILayer("out", 2, 15.0, 4.0))
-    conns = (Connection("in", "h1", rng.normal(0.5, 0.2, (4, 6)), rng.uniform(0, 3, (4, 6)), 3),
-             Connection("h1", "h2", rng.normal(0.3, 0.2, (6, 5))),
-             Connection("h2", "h2", rng.normal(0, 0.05, (5, 5)), rng.uniform(0, 2, (5, 5)), 2),
-             Connection("in", "out", rng.normal(0, 0.2, (4, 2))),
-             Connection("h2", "out", rng.normal(0, 0.3, (5, 2))))
-    return NetworkSpec(0.5, 40, layers, conns, "max")
 
 
 NETWORKS = {

@@ -8,25 +8,12 @@ import numpy as np
 import pytest
 
 from conftest import random_inputs, random_network
-from deploy_helpers import make_data, make_network
+from deploy_helpers import make_data, make_network, two_hidden_with_skip
 from evprop.export.nir import export_nir
 from evprop.export.nir_interpreter import discretise_node, run_nir
 from evprop.model.spec import Connection, InputLayer, LIFLayer, LILayer, NetworkSpec, discretise
 from evprop.train.compiled import CompiledNetwork
 from evprop.train.engine import forward
-
-
-def two_hidden_with_skip():
-    """in -> h1 (delays) -> h2 (recurrent, delays) -> out, plus a skip in -> out; per-neuron taus, dt 0.5 ms."""
-    rng = np.random.default_rng(5)
-    layers = (InputLayer("in", 4), LIFLayer("h1", 6, rng.uniform(10, 30, 6), 5.0, threshold=1.5),
-              LIFLayer("h2", 5, 20.0, rng.uniform(2, 8, 5)), LILayer("out", 2, 15.0, 4.0))
-    conns = (Connection("in", "h1", rng.normal(1.2, 0.3, (4, 6)), rng.uniform(0, 3, (4, 6)), 3),
-             Connection("h1", "h2", rng.normal(1.0, 0.3, (6, 5))),
-             Connection("h2", "h2", rng.normal(0, 0.1, (5, 5)), rng.uniform(0, 2, (5, 5)), 2),
-             Connection("in", "out", rng.normal(0, 0.2, (4, 2))),
-             Connection("h2", "out", rng.normal(0, 0.3, (5, 2))))
-    return NetworkSpec(0.5, 80, layers, conns, "max")
 
 
 def lif_output():

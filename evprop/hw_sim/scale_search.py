@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-
 from ..export.quantise import quantise
 from ..train.losses import get_loss
 from .emulator import emulate
