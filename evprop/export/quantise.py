@@ -366,7 +366,7 @@ def _checks_at(layer, v_lsb, arrival_bound, max_abs_u, max_abs_v) -> dict:
 
 
 def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float | dict = 99.0, li_v_range: float = 8.0,
-             lif_negative_range: float = 16.0):
+             lif_negative_range: float = 16.0, round_messages: frozenset = frozenset()):
     """Quantise `spec` to Lava fixed point. Returns (FixedPointSpec, report).
 
     bounds: None, or {layer name: {'max_abs_arrival', 'max_abs_u', 'max_v', 'max_neg_v'}} [V units] of the float
@@ -376,6 +376,9 @@ def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float | 
         once) and the LI output is assumed to stay within +-li_v_range [V].
     percentile: the weight percentile mapped near the top of the 8-bit range (published exporter: 99), one for
         all layers or {layer name: percentile} (see evprop.hw_sim.scale_search).
+    round_messages: connection names whose weight exponent is raised to 0 when it would be negative: Lava
+        floors a_in = sum >> -exp, a bias on every message; at exponent 0 the weights are rounded to a coarser
+        step instead (unbiased). Which is better depends on the network (scale search decides).
     lif_negative_range: how far below zero a LIF's v must be representable, in thresholds; a deeper (inhibited)
         v saturates there (Lava clips v; counted by `add_headroom`), which buys threshold resolution: on the
         default Yin-Yang network, V reaches -39 thresholds and representing all of it cost 2 pp of accuracy.
@@ -402,6 +405,7 @@ def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float | 
             arrival = _worst_case_arrival(incoming, g)
             max_u, max_v = 0.0, (li_v_range if isinstance(layer, LILayer) else 0.0)
         v_lsb, exps, bound_by = choose_v_lsb(layer, units, arrival, max_u, max_v)
+        exps = {name: max(exp, 0) if name in round_messages else exp for name, exp in exps.items()}
         params = device_params(layer, incoming, spec.dt_ms, v_lsb, exps)
         layers.append(params.layer)
         conns.extend(params.connections)
