@@ -52,13 +52,17 @@ def _cross_entropy(scores: np.ndarray, labels: np.ndarray):
     return float(loss), dl_dx / n_batch
 
 
-class VoltageLoss:
-    """A loss of the output voltages only."""
+class Loss:
+    """What every loss offers the trainer."""
 
     @staticmethod
     def compact(spec: NetworkSpec) -> bool:
         """Whether the forward pass may keep only accumulated scores (see CrossEntropy)."""
         return False
+
+
+class VoltageLoss(Loss):
+    """A loss of the output voltages only."""
 
     def evaluate(self, spec: NetworkSpec, fwd, out: slice, labels: np.ndarray) -> LossTerms:
         loss, scores, dl_dv = self(spec, fwd.v_out, labels)
@@ -122,12 +126,8 @@ class PerTimestepCrossEntropy(VoltageLoss):
         return float(loss), spec.scores(v_out), dl_dv / (n_steps * n_batch)
 
 
-class SpikeTimeLoss:
+class SpikeTimeLoss(Loss):
     """A loss of the first output spike times t_j (LIF outputs; silent outputs count as t = T)."""
-
-    @staticmethod
-    def compact(spec: NetworkSpec) -> bool:
-        return False
 
     def evaluate(self, spec: NetworkSpec, fwd, out: slice, labels: np.ndarray) -> LossTerms:
         first_step, first_index = fwd.first_spikes(out)

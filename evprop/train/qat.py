@@ -20,7 +20,7 @@ from ..hw_sim.emulator import emulate
 from ..model.spec import NetworkSpec
 from .compiled import CompiledNetwork
 from .engine import ForwardResult, backward
-from .trainer import TrainSettings, Trainer, batches
+from .trainer import TrainSettings, Trainer
 
 log = logging.getLogger(__name__)
 
@@ -54,33 +54,43 @@ def fixed_point_accuracy(spec: NetworkSpec, bounds: dict, quant: dict, data: Spi
     return float(np.mean(spec.scores(emulated.v_out_float).argmax(axis=1) == data.labels))
 
 
+class QuantisedForwardTrainer(Trainer):
+    """A Trainer whose forward pass is the target's: every batch quantises the current float network (with the
+    fixed calibration `bounds` and options `quant`) and runs it in the emulator; the EventProp backward pass and the
+    optimiser steps act on the float parameters (straight-through)."""
+
+    def __init__(self, spec: NetworkSpec, settings: TrainSettings, bounds: dict, quant: dict):
+        super().__init__(spec, settings)
+        self.bounds, self.quant = bounds, quant
+
+    def update(self, batch: SpikeData, epoch: int):
+        settings, net = self.settings, self.net
+        fixed, _ = quantise(net.to_spec(), self.bounds, **self.quant)
+        fwd = fixed_point_forward(fixed, net, batch)
+        terms = self.loss_fn.evaluate(self.spec, fwd, self.output, batch.labels)
+        grads = backward(net, batch, fwd, terms.dl_dv, self.regulariser_jump(fwd.spike_count),
+                         tape_dl_dt=terms.tape_dl_dt, need_delays=settings.delay_learning_rate > 0,
+                         need_taus=settings.tau_learning_rate > 0)
+        self.step(grads, self.schedule.factor(epoch))
+        self.schedule.end_batch()
+        return terms.loss, terms.scores, fwd.spike_count, {}
+
+
 def finetune(spec: NetworkSpec, settings: TrainSettings, bounds: dict, quant: dict, train_data: SpikeData,
              val_data: SpikeData, epochs: int) -> tuple[NetworkSpec, list]:
     """Quantisation-aware fine-tuning for `epochs` epochs (module docstring). `bounds` and `quant` (percentile,
     lif_negative_range) are the quantiser's calibration and options, kept fixed. Returns (the float network whose
     quantisation validates best, history with the fixed-point validation accuracy of each epoch)."""
-    trainer = Trainer(spec, settings)
-    loss_fn, out = trainer.loss_fn, trainer.output
+    trainer = QuantisedForwardTrainer(spec, settings, bounds, quant)
     best = (fixed_point_accuracy(spec, bounds, quant, val_data), spec, -1)
     history = [{"epoch": -1, "fixed_point_validation_accuracy": best[0]}]
     for epoch in range(epochs):
-        rng = np.random.default_rng([settings.seed, 10_000 + epoch])
-        losses = 0.0
-        for idx in batches(len(train_data), settings.batch_size, rng):
-            batch = train_data.subset(idx)
-            fixed, _ = quantise(trainer.net.to_spec(), bounds, **quant)
-            fwd = fixed_point_forward(fixed, trainer.net, batch)
-            terms = loss_fn.evaluate(trainer.spec, fwd, out, batch.labels)
-            grads = backward(trainer.net, batch, fwd, terms.dl_dv, tape_dl_dt=terms.tape_dl_dt,
-                             need_delays=settings.delay_learning_rate > 0, need_taus=settings.tau_learning_rate > 0)
-            trainer.step(grads, settings.lr_decay_per_epoch ** epoch)
-            losses += terms.loss * len(idx)
+        record = trainer.run_epoch(epoch, train_data)
         current = trainer.net.to_spec()
         accuracy = fixed_point_accuracy(current, bounds, quant, val_data)
-        history.append({"epoch": epoch, "loss": losses / len(train_data),
-                        "fixed_point_validation_accuracy": accuracy})
+        history.append({"epoch": epoch, "loss": record["loss"], "fixed_point_validation_accuracy": accuracy})
         log.info("fine-tuning epoch %d/%d: loss %.4f, fixed-point validation %.2f%%", epoch + 1, epochs,
-                 losses / len(train_data), 100 * accuracy)
+                 record["loss"], 100 * accuracy)
         if accuracy > best[0]:
             best = (accuracy, current, epoch)
     return best[1], history
