@@ -2,7 +2,7 @@
 quantisation-aware fine-tuning and verified in Lava, over 3 seeds: every verified sample bit-exact, and the
 fixed-point accuracy after fine-tuning against the float accuracy. Writes benchmarks/deploy_check.json.
 
-    .venv/bin/python scripts/deploy_check.py [--seeds 3] [--jobs 2]      (about 15 minutes on 2 cores)
+    .venv/bin/python scripts/deploy_check.py [--seeds 3] [--jobs 2]      (about 10 minutes on 2 cores)
 """
 
 import argparse

@@ -51,3 +51,13 @@ def test_finetuning_keeps_the_best_fixed_point_network():
     best = max(h["fixed_point_validation_accuracy"] for h in history)
     assert fixed_point_accuracy(tuned, bounds, quant, data) == best >= before
     assert any(h["fixed_point_validation_accuracy"] > before for h in history[1:])   # it learned something
+
+
+def test_finetuning_scales_every_learning_rate_alike():
+    from evprop.train.qat import finetune_settings
+    train = TrainSettings(learning_rate=2e-3, delay_learning_rate=0.05, tau_learning_rate=0.1,
+                          lr_ease_in_start=0.01, lr_decay_per_epoch=0.95)
+    tuned = finetune_settings(train, 2e-4)
+    assert (tuned.learning_rate, tuned.lr_ease_in_start, tuned.lr_decay_per_epoch) == (2e-4, 1.0, 1.0)
+    assert np.isclose(tuned.delay_learning_rate, 0.005) and np.isclose(tuned.tau_learning_rate, 0.01)
+    assert finetune_settings(TrainSettings(learning_rate=0.0, delay_learning_rate=0.05), 1e-4).delay_learning_rate == 0

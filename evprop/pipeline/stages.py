@@ -14,7 +14,6 @@ import logging
 import platform
 import sys
 import time
-from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from ..hw_sim.scale_search import search_percentiles
 from ..hw_sim.verify import compare
 from ..model.io import atomic_write, load_network, save_network
 from ..train.engine import state_bounds
-from ..train.qat import finetune, fixed_point_accuracy
+from ..train.qat import finetune, finetune_settings, fixed_point_accuracy
 from ..train.trainer import TrainSettings, best_epoch, evaluate, load_checkpoint, load_resume, train
 from .build import initial_network, load_splits, n_classes
 from .config import dump_toml, load_config
@@ -204,8 +203,7 @@ def quantise_stage(run_dir: Path, splits: dict | None = None) -> dict:
     finetuning = None
     if q["finetune_epochs"] > 0:
         before = fixed_point_accuracy(spec, bounds, options, splits["test"])
-        settings = replace(TrainSettings.from_config(config["train"]), learning_rate=q["finetune_learning_rate"],
-                           lr_ease_in_start=1.0, lr_decay_per_epoch=1.0)
+        settings = finetune_settings(TrainSettings.from_config(config["train"]), q["finetune_learning_rate"])
         spec, history = finetune(spec, settings, bounds, options, splits["train"], splits["validation"],
                                  q["finetune_epochs"])
         save_network(run_dir / "finetuned.npz", spec)
