@@ -116,8 +116,13 @@ def test_delay_above_target_maximum_is_an_error():
     spec = make_network()
     conn = spec.connection("input->hidden")
     delayed = Connection(conn.source, conn.target, conn.weight, np.full(conn.weight.shape, 64.0), 70)
-    with pytest.raises(ValueError, match="exceeds the target's maximum of 63"):
+    with pytest.raises(ValueError, match=rf"exceeds the target's maximum of 63; train with network.max_delay_ms "
+                                         rf"<= {63 * spec.dt_ms:g} "):
         quantise(spec.replace_connection(delayed))
+    # a network trained within the target's range (the trainer clamps delays at max_delay_steps = 63) deploys
+    in_range = Connection(conn.source, conn.target, conn.weight, np.full(conn.weight.shape, 63.0), 63)
+    fixed, _ = quantise(spec.replace_connection(in_range))
+    assert fixed.connections[0].max_delay == 63
 
 
 def test_fixed_point_file_round_trip(tmp_path, quantised):

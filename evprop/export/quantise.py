@@ -390,7 +390,7 @@ def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float | 
                                      "layers": {}, "connections": {}}
     for layer in spec.neuron_layers:
         incoming = tuple(c for c in spec.connections if c.target == layer.name)
-        _check_delays(incoming)
+        _check_delays(incoming, spec.dt_ms)
         _, _, g = discretise(layer.tau_mem_ms, layer.tau_syn_ms, spec.dt_ms)
         layer_percentile = percentile[layer.name] if isinstance(percentile, dict) else percentile
         units = {c.name: weight_unit([c.weight * g[None, :]], layer_percentile) for c in incoming}
@@ -433,12 +433,15 @@ def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float | 
     return fixed, report
 
 
-def _check_delays(incoming: tuple) -> None:
+def _check_delays(incoming: tuple, dt_ms: float) -> None:
+    """Refuse delays the target cannot hold; training with network.max_delay_ms <= MAX_DELAY * dt keeps learned
+    delays within it from the start (the trainer clamps them there)."""
     for conn in incoming:
         steps = used_delay_steps(conn.delay, conn.max_delay_steps)
         if steps.size and steps.max() > MAX_DELAY:
             raise ValueError(f"connection '{conn.name}': delay {int(steps.max())} steps exceeds the target's "
-                             f"maximum of {MAX_DELAY}")
+                             f"maximum of {MAX_DELAY}; train with network.max_delay_ms <= {MAX_DELAY * dt_ms:g} "
+                             f"to keep delays in range")
 
 
 def _wrap_possible(fixed: FixedPointSpec) -> dict:
