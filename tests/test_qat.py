@@ -7,7 +7,7 @@ from evprop.export.quantise import quantise
 from evprop.hw_sim.emulator import emulate
 from evprop.train.compiled import CompiledNetwork
 from evprop.train.engine import forward, state_bounds
-from evprop.train.qat import finetune, fixed_point_accuracy, fixed_point_forward
+from evprop.train.qat import finetune, finetune_settings, fixed_point_accuracy, fixed_point_forward
 from evprop.train.trainer import TrainSettings
 
 
@@ -54,7 +54,6 @@ def test_finetuning_keeps_the_best_fixed_point_network():
 
 
 def test_finetuning_scales_every_learning_rate_alike():
-    from evprop.train.qat import finetune_settings
     train = TrainSettings(learning_rate=2e-3, delay_learning_rate=0.05, tau_learning_rate=0.1,
                           lr_ease_in_start=0.01, lr_decay_per_epoch=0.95)
     tuned = finetune_settings(train, 2e-4)
