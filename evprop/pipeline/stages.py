@@ -25,7 +25,7 @@ from ..export.quantise import add_headroom, load_fixed_point, quantise, save_fix
 from ..hw_sim.emulator import emulate
 from ..hw_sim.lava_sim import run_lava
 from ..hw_sim.scale_search import search_percentiles
-from ..hw_sim.verify import compare
+from ..hw_sim.verify import compare, readout_accuracy
 from ..model.io import atomic_write, load_network, save_network
 from ..train.engine import state_bounds
 from ..train.qat import finetune, finetune_settings, fixed_point_accuracy
@@ -148,7 +148,7 @@ def evaluate_stage(run_dir: Path, split: str = "test") -> dict:
                "float_loss": result["loss"], "float_spikes_per_sample": result["spikes_per_sample"]}
     if (run_dir / "fixed_point.npz").is_file():
         emulated = emulate(load_fixed_point(run_dir / "fixed_point.npz"), data, record_hidden=False)
-        summary["fixed_point_accuracy"] = accuracy(spec, emulated, data)
+        summary["fixed_point_accuracy"] = readout_accuracy(spec, emulated, data)
     return summary
 
 
@@ -214,7 +214,7 @@ def quantise_stage(run_dir: Path, splits: dict | None = None) -> dict:
     add_headroom(quant_report, fixed, emulate(fixed, calibration, record_hidden=False))
     save_fixed_point(run_dir / "fixed_point.npz", fixed)
     emulated = emulate(fixed, splits["test"], record_hidden=False)
-    summary = {"fixed_point_test_accuracy": accuracy(spec, emulated, splits["test"]),
+    summary = {"fixed_point_test_accuracy": readout_accuracy(spec, emulated, splits["test"]),
                "n_test": len(splits["test"]), "counts": target_counts(emulated), "quantisation": quant_report,
                "finetuning": finetuning}
     log.info("fixed point (emulator): test %.2f%%%s", 100 * summary["fixed_point_test_accuracy"],
@@ -253,7 +253,7 @@ def verify_stage(run_dir: Path, samples: int | None = None, timeout_s: float | N
     verify_s = time.perf_counter() - t0
     equivalence = compare(emulate(load_fixed_point(run_dir / "fixed_point.npz"), subset), lava)
     summary = {k: v for k, v in equivalence.items() if k != "per_sample"}
-    summary.update({"lava_test_accuracy": accuracy(trained_network(run_dir), lava, subset),
+    summary.update({"lava_test_accuracy": readout_accuracy(trained_network(run_dir), lava, subset),
                     "verify_s": verify_s, "measured_energy": meter.result()})
     log.info("Lava (%d samples): test %.2f%%, bit-exact with the emulator: %s (%.1f s)", summary["n_samples"],
              100 * summary["lava_test_accuracy"], summary["bit_exact"], verify_s)
@@ -334,11 +334,6 @@ def run_pipeline(config: dict, run_dir: Path) -> dict:
     export_stage(run_dir)
     verify_stage(run_dir, splits=splits)
     return report_stage(run_dir)
-
-
-def accuracy(spec, result, data) -> float:
-    """Test accuracy of a fixed-point run (emulator or Lava): the spec's readout of the output voltages."""
-    return float(np.mean(spec.scores(result.v_out_float).argmax(axis=1) == data.labels))
 
 
 def target_counts(emulated) -> dict:

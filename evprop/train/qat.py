@@ -23,6 +23,7 @@ import numpy as np
 from ..data.spikes import SpikeData
 from ..export.quantise import quantise
 from ..hw_sim.emulator import emulate
+from ..hw_sim.verify import readout_accuracy
 from ..model.spec import NetworkSpec
 from .compiled import CompiledNetwork
 from .engine import ForwardResult, backward
@@ -64,8 +65,7 @@ def finetune_settings(train: TrainSettings, learning_rate: float) -> TrainSettin
 
 def fixed_point_accuracy(spec: NetworkSpec, bounds: dict, quant: dict, data: SpikeData) -> float:
     fixed, _ = quantise(spec, bounds, **quant)
-    emulated = emulate(fixed, data, record_hidden=False)
-    return float(np.mean(spec.scores(emulated.v_out_float).argmax(axis=1) == data.labels))
+    return readout_accuracy(spec, emulate(fixed, data, record_hidden=False), data)
 
 
 class QuantisedForwardTrainer(Trainer):
