@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .events import EventCounts
 from .hsd import HSDSplit, load_hsd
 
 PROTOCOLS = {"shd": ("loso", "train_test"), "ssc": ("official",)}
@@ -82,13 +81,3 @@ def load_protocol(root, dataset: str, protocol: str, dt_ms: float, n_steps: int,
         raise ValueError(f"protocol '{protocol}' unknown")
     return {"train": subset_split(train, train_idx), "validation": subset_split(train, val_idx),
             "test": load("test")}
-
-
-def describe_counts(splits: dict) -> str:
-    """One line with the binning counts of each distinct file among the splits."""
-    seen, parts = set(), []
-    for name, split in splits.items():
-        if split.source not in seen:
-            seen.add(split.source)
-            parts.append(f"{name}: {split.counts.describe()}")
-    return "; ".join(parts) if parts else EventCounts().describe()

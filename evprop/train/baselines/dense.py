@@ -74,9 +74,6 @@ class Topology:
                                    flat))
         self.components = _components_in_order(list(self.layers), self.links)
 
-    def component_of(self, layer: str) -> int:
-        return next(i for i, comp in enumerate(self.components) if layer in comp)
-
     def incoming(self, layer: str) -> list:
         return [link for link in self.links if link.target == layer]
 
