@@ -109,12 +109,16 @@ def export_nir(path, spec: NetworkSpec, fixed_point: FixedPointSpec | None = Non
                 "readout": spec.readout, "readout_params": json.dumps(list(spec.readout_params)),
                 "discretisation": DISCRETISATION, "layout": json.dumps(layout),
                 "fixed_point": fixed_point is not None}
-    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
+    write_graph(path, nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata))
+
+
+def write_graph(path, graph: nir.NIRGraph) -> None:
+    """nir.write to a file beside `path`, then renamed onto it: never half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        nir.write(str(tmp), graph)          # written beside the target, then renamed: never half a file
+        nir.write(str(tmp), graph)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
