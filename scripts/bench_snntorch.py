@@ -27,7 +27,7 @@ import numpy as np
 import snntorch as snn
 import torch
 
-from evprop.hw_sim.emulator import input_raster
+from evprop.fixed_point.emulator import input_raster
 from evprop.model.spec import discretise
 from evprop.pipeline.bench import (DT_MS, N_INPUTS, TAU_MEM_MS, TAU_SYN_MS, ShdNetwork, machine_info, poisson_batch,
                                    tune_input_mean)

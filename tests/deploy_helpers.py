@@ -38,9 +38,9 @@ def make_data(seed=0, n_samples=20, n_steps=60, n_in=5, rate=0.1):
 
 def quantise_calibrated(spec, data, percentile=99.0):
     """What the pipeline does: bound the float network's state on `data`, quantise, add the headroom report."""
-    from evprop.export.quantise import add_headroom, quantise
-    from evprop.hw_sim.emulator import emulate
-    from evprop.train.engine import state_bounds
+    from evprop.fixed_point.quantise import add_headroom, quantise
+    from evprop.fixed_point.emulator import emulate
+    from evprop.fixed_point.calibrate import state_bounds
     fp, report = quantise(spec, state_bounds(spec, data), percentile)
     add_headroom(report, fp, emulate(fp, data, record_hidden=False))
     return fp, report

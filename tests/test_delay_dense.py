@@ -70,7 +70,7 @@ def test_lava_sim_with_long_delays_matches_emulator(tmp_path):
     """lava_sim builds RingDelayDense for delayed connections: still bit-exact with the emulator (delays to 40)."""
     from deploy_helpers import make_data, make_network, quantise_calibrated
     from evprop.export.nir import export_nir
-    from evprop.hw_sim.emulator import emulate
+    from evprop.fixed_point.emulator import emulate
     from evprop.hw_sim.lava_sim import run_lava
     from evprop.hw_sim.verify import compare
 

@@ -6,8 +6,9 @@ import pytest
 
 from deploy_helpers import quantise_calibrated, make_data, make_network
 from evprop.export.nir import export_nir
-from evprop.export.quantise import FixedConnection, FixedLayer, FixedPointSpec, quantise
-from evprop.hw_sim.emulator import EmulatorResult, emulate
+from evprop.fixed_point.quantise import quantise
+from evprop.fixed_point.spec import FixedConnection, FixedLayer, FixedPointSpec
+from evprop.fixed_point.emulator import EmulatorResult, emulate
 from evprop.hw_sim.lava_sim import LavaResult, run_lava
 from evprop.hw_sim.verify import compare
 

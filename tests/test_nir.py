@@ -7,7 +7,7 @@ import pytest
 
 from deploy_helpers import make_data, make_network, quantise_calibrated, two_hidden_with_skip
 from evprop.export.nir import FORMAT, export_nir, import_nir, ms_to_s, s_to_ms
-from evprop.export.quantise import quantise
+from evprop.fixed_point.quantise import quantise
 from evprop.model.spec import Connection, InputLayer, LIFLayer, LILayer, NetworkSpec
 
 

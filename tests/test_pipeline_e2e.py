@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from evprop.export.nir import import_nir
-from evprop.export.quantise import load_fixed_point
+from evprop.fixed_point.spec import load_fixed_point
 from evprop.pipeline.cli import main
 from evprop.train.trainer import load_checkpoint
 

@@ -3,9 +3,9 @@
 import numpy as np
 
 from deploy_helpers import make_data, make_network
-from evprop.export.quantise import quantise
-from evprop.hw_sim.scale_search import fixed_point_loss, search_percentiles
-from evprop.train.engine import state_bounds
+from evprop.fixed_point.quantise import quantise
+from evprop.fixed_point.scale_search import fixed_point_loss, search_percentiles
+from evprop.fixed_point.calibrate import state_bounds
 
 
 def test_search_improves_on_the_published_rule_and_is_per_layer():

@@ -30,7 +30,7 @@ import nir
 
 from evprop.model.spec import Connection, InputLayer, LIFLayer, LILayer, NetworkSpec, used_delay_steps
 
-from .quantise import FixedConnection, FixedLayer, FixedPointSpec
+from ..fixed_point.spec import FixedConnection, FixedLayer, FixedPointSpec
 
 FORMAT = "evprop-nir"
 FORMAT_VERSION = 1

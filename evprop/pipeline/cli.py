@@ -186,7 +186,7 @@ def cmd_quantise(args) -> int:
 def cmd_export(args) -> int:
     if args.format == "onnx":
         from ..export.onnx_export import export_onnx
-        from ..export.quantise import load_fixed_point
+        from ..fixed_point.spec import load_fixed_point
         print(export_onnx(args.run_dir / "model.onnx", load_fixed_point(args.run_dir / "fixed_point.npz")))
         return 0
     from .stages import export_stage
@@ -197,7 +197,7 @@ def cmd_export(args) -> int:
 def cmd_verify(args) -> int:
     """Verify, then gate: exit 0 if every criterion holds, EXIT_CHECK_FAILED (1) if one fails, 2 on bad input or a
     Lava timeout/crash (gate.json and the JUnit file are written in every case)."""
-    from ..hw_sim.gate import GateCriteria, failed_run, gate_run_dir, write_junit, write_summary_json
+    from .gate import GateCriteria, failed_run, gate_run_dir, write_junit, write_summary_json
     from .stages import verify_stage
     criteria = GateCriteria(bit_exact=not args.no_bit_exact, min_output_agreement=args.min_output_agreement,
                             max_accuracy_drop_pp=args.max_accuracy_drop)      # bad values fail before Lava runs

@@ -66,7 +66,7 @@ def _float_counts(spec, data, max_spikes: int, batch_size: int = 256) -> dict:
 
 def _raster(spec, fixed, data, index: int, max_spikes: int) -> dict:
     """Spikes of every layer and the output voltages of one sample, float and fixed point."""
-    from ..hw_sim.emulator import emulate, input_raster
+    from ..fixed_point.emulator import emulate, input_raster
     from ..train.compiled import CompiledNetwork
     from ..train.engine import forward
     sample = data.subset(np.array([index]))
@@ -82,8 +82,8 @@ def _raster(spec, fixed, data, index: int, max_spikes: int) -> dict:
 
 def analyse_run(run_dir: Path, config: dict, test=None) -> RunAnalysis:
     """Run the trained float network and the fixed-point emulator over the test set (host energy measured)."""
-    from ..export.quantise import load_fixed_point
-    from ..hw_sim.emulator import emulate
+    from ..fixed_point.spec import load_fixed_point
+    from ..fixed_point.emulator import emulate
     from ..train.trainer import evaluate
     from .build import load_splits
     run_dir = Path(run_dir)

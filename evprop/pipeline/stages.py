@@ -21,14 +21,15 @@ import numpy as np
 
 from .. import __version__
 from ..export.nir import export_nir
-from ..export.quantise import add_headroom, load_fixed_point, quantise, save_fixed_point
-from ..hw_sim.emulator import emulate
+from ..fixed_point.calibrate import state_bounds
+from ..fixed_point.emulator import emulate, readout_accuracy
+from ..fixed_point.finetune import finetune, finetune_settings, fixed_point_accuracy
+from ..fixed_point.quantise import add_headroom, quantise
+from ..fixed_point.scale_search import search_percentiles
+from ..fixed_point.spec import load_fixed_point, save_fixed_point
 from ..hw_sim.lava_sim import run_lava
-from ..hw_sim.scale_search import search_percentiles
-from ..hw_sim.verify import compare, readout_accuracy
+from ..hw_sim.verify import compare
 from ..model.io import atomic_write, load_network, save_network
-from ..train.engine import state_bounds
-from ..train.qat import finetune, finetune_settings, fixed_point_accuracy
 from ..train.trainer import TrainSettings, best_epoch, evaluate, load_checkpoint, load_resume, train
 from .build import initial_network, load_splits, n_classes
 from .config import dump_toml, load_config
@@ -186,7 +187,7 @@ def epoch_augmentation(config: dict):
 def quantise_stage(run_dir: Path, splits: dict | None = None) -> dict:
     """Quantise the trained network (calibrated on training samples); writes fixed_point.npz and quantise.json
     with the fixed-point test accuracy from the emulator. With quantise.finetune_epochs > 0, first fine-tunes the
-    network with the forward pass in the target's arithmetic (evprop.train.qat), saves it as finetuned.npz (the
+    network with the forward pass in the target's arithmetic (evprop.fixed_point.finetune), saves it as finetuned.npz (the
     network the later stages deploy) and records the fixed-point accuracy before and after."""
     run_dir = Path(run_dir)
     config = run_config(run_dir)

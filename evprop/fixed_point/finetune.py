@@ -1,6 +1,6 @@
 """Quantisation-aware fine-tuning: EventProp with the forward pass in the target's integer arithmetic.
 
-Each batch: quantise the current float network (evprop.export.quantise, with fixed calibration bounds), run the
+Each batch: quantise the current float network (evprop.fixed_point.quantise, with fixed calibration bounds), run the
 fixed-point emulator (Lava's integer arithmetic) and turn its spikes into an EventProp spike tape in float units
 (u = g J and V = v * v_lsb, so the tape's I - V is u v_lsb / g - v v_lsb), take the loss of the emulated output
 voltages, and run the float backward pass on that tape: the gradient of the target's forward pass with the
@@ -21,13 +21,12 @@ from dataclasses import replace
 import numpy as np
 
 from ..data.spikes import SpikeData
-from ..export.quantise import quantise
-from ..hw_sim.emulator import emulate
-from ..hw_sim.verify import readout_accuracy
 from ..model.spec import NetworkSpec
-from .compiled import CompiledNetwork
-from .engine import ForwardResult, backward
-from .trainer import TrainSettings, Trainer
+from ..train.compiled import CompiledNetwork
+from ..train.engine import ForwardResult, backward
+from ..train.trainer import TrainSettings, Trainer
+from .emulator import emulate, readout_accuracy
+from .quantise import quantise
 
 log = logging.getLogger(__name__)
 

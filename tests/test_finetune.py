@@ -3,11 +3,12 @@
 import numpy as np
 
 from deploy_helpers import make_data, make_network
-from evprop.export.quantise import quantise
-from evprop.hw_sim.emulator import emulate
+from evprop.fixed_point.quantise import quantise
+from evprop.fixed_point.emulator import emulate
 from evprop.train.compiled import CompiledNetwork
-from evprop.train.engine import forward, state_bounds
-from evprop.train.qat import finetune, finetune_settings, fixed_point_accuracy, fixed_point_forward
+from evprop.fixed_point.calibrate import state_bounds
+from evprop.train.engine import forward
+from evprop.fixed_point.finetune import finetune, finetune_settings, fixed_point_accuracy, fixed_point_forward
 from evprop.train.trainer import TrainSettings
 
 
