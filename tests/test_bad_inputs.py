@@ -143,7 +143,3 @@ def test_bad_input_is_one_line_and_leaves_nothing_half_written(name, tmp_path, g
         for path in after:                                                          # no stage wrote its output
             if path.name == run_file and path not in before:
                 pytest.fail(f"{path} was written by a failing command")
-
-
-def test_the_corpus_has_at_least_20_cases():
-    assert len(CASES) >= 20

@@ -17,7 +17,7 @@ from evprop.pipeline.energy import (HOROWITZ, conventional_estimates, dense_coun
 from evprop.pipeline.measure import EnergyMeter, per_inference, wrapped_delta
 from evprop.pipeline.report_schema import validate_report
 
-from conftest import random_network
+from conftest import random_network, require_tool
 from test_pipeline_e2e import REQUIRED_KEYS, lookup
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
@@ -123,16 +123,12 @@ def test_html_is_self_contained_with_every_section(tiny_run):
         assert f"ESTIMATE, {e['model']}" in page
 
 
-def _chromium():
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(_chromium() is None, reason="chromium not installed")
 def test_report_renders_in_a_headless_browser(tiny_run, tmp_path):
     import matplotlib.image
+    chromium = require_tool("chromium", "chromium-browser")
     png = tmp_path / "report.png"
     with tempfile.TemporaryDirectory() as profile:
-        subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
                         "--no-first-run", f"--user-data-dir={profile}", f"--screenshot={png}",
                         "--window-size=1200,6000", (tiny_run[0] / "report.html").resolve().as_uri()],

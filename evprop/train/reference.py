@@ -1,4 +1,4 @@
-"""Comparison with reference gradients in the format of tests/data/mlgenn/tiny_cases.json.
+"""Comparison with reference gradients in the format of tests/data/mlgenn/tiny_cases.json (origin: its README.md).
 
 A case holds a network (W_ih, W_hh, W_ho and optional D_ih, D_hh as [pre][post]), input spike times per example
 [ms], labels, mlGeNN's forward results and its per-example gradients (`dL/dW_ih`, ...). The file's `_meta.params`

@@ -302,21 +302,25 @@ class Trainer:
             net.clamp_taus(settings.min_tau_mem_ms, settings.min_tau_syn_ms)
 
     def regulariser_jump(self, spike_count: np.ndarray) -> np.ndarray | None:
-        """Lam_V jump at each spike of a hidden neuron (Nowotny et al. 2025, eq. 7, mlGeNN's form with the batch's own
-        counts):
-            mlGeNN:  lambda_V -= RegLambda (sum_batch count - int(nu B)),
-                     RegLambda = reg_lambda_upper / B^2 above the target, reg_lambda_lower / B^2 below;
-            here lambda_V ~ -Lam_V / tau_mem^2 in mlGeNN's scaling (docs/architecture.md §7 'Scale of the
-            gradients'), so
-            Lam_V += tau_mem^2 RegLambda (sum_batch count - int(nu B)), and published strengths carry over."""
+        """Lam_V jump at each spike of a hidden neuron: the heuristic of Nowotny, Turner & Knight (2025), eq. (7),
+        in mlGeNN's form with the batch's own counts, its strengths in mlGeNN's units:
+            mlGeNN:  LambdaV -= RegLambda (sum_batch count - int(nu B)),
+                     RegLambda = reg_lambda_upper / B^2 above the target, reg_lambda_lower / B^2 below.
+        mlGeNN's adjoints are the papers' lambda divided by the output layer's tau_mem (its loss drive is divided
+        by TauM of the output neurons), and the papers' lambda_V = -Lam_V / tau_mem of the hidden neuron, so
+        LambdaV = -Lam_V / (tau_mem_hidden tau_mem_out) and
+            Lam_V += tau_mem_hidden * tau_mem_out * RegLambda (sum_batch count - int(nu B))
+        (docs/gradients_vs_mlgenn.md; tests/test_mlgenn_schedule.py checks it with hidden and output taus that
+        differ). Output neurons with their own tau_mem each: their mean (mlGeNN has one per population)."""
         if not (np.any(self.reg_upper) or np.any(self.reg_lower)):
             return None
         n_batch = spike_count.shape[0]
         n_hidden = len(self.reg_upper)
         excess = spike_count[:, :n_hidden].sum(axis=0) - int(self.settings.reg_nu_upper * n_batch)
         strength = np.where(excess > 0, self.reg_upper, self.reg_lower) / n_batch ** 2
+        tau_mem_out_ms = float(np.mean(self.net.tau_mem[self.output]))
         jump = np.zeros(spike_count.shape)
-        jump[:, :n_hidden] = self.net.tau_mem[:n_hidden] ** 2 * strength * excess
+        jump[:, :n_hidden] = self.net.tau_mem[:n_hidden] * tau_mem_out_ms * strength * excess
         return jump
 
     def rescue_silent(self, epoch_counts: np.ndarray) -> int:
