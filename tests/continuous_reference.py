@@ -2,8 +2,8 @@
 
 evprop simulates and differentiates a *discrete-time* model (docs/architecture.md, the discrete step). This
 module simulates the *continuous-time* model it approximates, exactly (event-driven, closed forms between events,
-threshold crossings root-found to ~1e-13 ms), and differentiates it by central finite differences. The gradients of evprop must
-converge to these as dt -> 0.
+threshold crossings root-found to ~1e-13 ms), and differentiates it by central finite differences. The gradients
+of evprop must converge to these as dt -> 0.
 
 Model (times in ms; Wunderlich & Pehle 2021, eqs. (1)-(2); Nowotny, Turner & Knight 2025, Table 1). Hidden LIF
 neurons and LI output neurons, each with its own tau_mem and tau_syn (tau_syn belongs to the postsynaptic neuron):

@@ -202,3 +202,43 @@ def test_energy_meter_says_not_measurable_without_counters(tmp_path):
     assert per_inference(None, 10, "x")["source"].startswith("not measurable here")
     assert per_inference({"joules": 2.0, "seconds": 1.0, "source": "RAPL package-0"}, 4, "x")[
         "joules_per_inference"] == 0.5
+
+
+# ---- uncertainty of accuracies ----
+
+def test_wilson_and_newcombe_intervals_match_published_values():
+    """Newcombe (1998), Table I: 81/263 -> Wilson [0.2553, 0.3662]; Table II, example (e) 56/70 vs 48/80:
+    difference 0.2 with hybrid score interval [0.0524, 0.3339]."""
+    from evprop.pipeline.stats import difference_interval_counts, wilson_interval
+    low, high = wilson_interval(81, 263)
+    assert (round(low, 4), round(high, 4)) == (0.2553, 0.3662)
+    low, high = difference_interval_counts(48, 80, 56, 70)
+    assert (round(low, 4), round(high, 4)) == (0.0524, 0.3339)
+
+
+def test_paired_interval_sees_one_way_disagreements():
+    """5 of 1000 samples lost and none gained: the paired interval excludes 0, the unpaired one from the counts
+    does not (it ignores that the other 995 answers are identical)."""
+    from evprop.pipeline.stats import (difference_interval_counts, excludes_zero, paired_difference_interval)
+    before = np.r_[np.ones(967), np.zeros(33)]
+    after = before.copy()
+    after[:5] = 0
+    paired = paired_difference_interval(before, after)
+    assert excludes_zero(paired) and paired[1] < 0 and paired[0] >= -0.011
+    assert not excludes_zero(difference_interval_counts(967, 1000, 962, 1000))
+
+
+def test_report_accuracies_carry_their_intervals(tiny_run):
+    from evprop.pipeline.stats import wilson_interval
+    report = tiny_run[1]
+    for key, n_key in (("float", "n_test"), ("fixed_point", "n_test"), ("lava", "n_samples")):
+        entry = report["accuracy"][key]
+        assert entry["test_ci95"] == pytest.approx(list(wilson_interval(round(entry["test"] * entry[n_key]),
+                                                                        entry[n_key])))
+        assert entry["test_ci95"][0] <= entry["test"] <= entry["test_ci95"][1]
+    summary = report["quantisation"]["summary"]
+    low, high = summary["accuracy_change_pp_ci95"]
+    assert low <= summary["accuracy_change_pp"] + 1e-9 and summary["accuracy_change_pp"] - 1e-9 <= high
+    assert summary["accuracy_change_interval"] == "paired bootstrap over the test samples"
+    page = (tiny_run[0] / "report.html").read_text()
+    assert "95% CI" in page

@@ -266,7 +266,7 @@ def report_stage(run_dir: Path) -> dict:
     estimates per evprop.pipeline.energy, schema in evprop.pipeline.report_schema."""
     from .energy import dense_counts, energy_section
     from .measure import host_info, per_inference, software_versions
-    from .report import analyse_run, confusion_matrix, quantisation_section
+    from .report import accuracy_section, analyse_run, confusion_matrix, quantisation_section
     from .report_schema import validate_report
     run_dir = Path(run_dir)
     config = run_config(run_dir)
@@ -281,13 +281,7 @@ def report_stage(run_dir: Path) -> dict:
         analysis = None
     report = {
         "name": config["name"],
-        "accuracy": {"float": {"train": tr["float_train_accuracy"], "test": tr["float_test_accuracy"],
-                               "n_test": tr["n_test"]},
-                     "fixed_point": {"test": qu["fixed_point_test_accuracy"], "n_test": qu["n_test"],
-                                     **({"before_finetuning": qu["finetuning"]["fixed_point_test_accuracy_before"],
-                                         "float_after_finetuning": qu["finetuning"]["float_test_accuracy_after"]}
-                                        if qu.get("finetuning") else {})},
-                     "lava": {"test": ve["lava_test_accuracy"], "n_samples": ve["n_samples"]}},
+        "accuracy": accuracy_section(tr, qu, ve),
         "equivalence": {"emulator_vs_lava": {k: v for k, v in ve.items()
                                              if k not in ("per_sample", "lava_test_accuracy", "verify_s",
                                                           "measured_energy")}},
