@@ -17,6 +17,8 @@ SMALL = ["--set", "data.train_size=300", "--set", "data.validation_size=200", "-
          "--set", "quantise.calibration_samples=100"]
 
 REQUIRED_KEYS = ["accuracy.float.train", "accuracy.float.test", "accuracy.fixed_point.test", "accuracy.lava.test",
+                 "accuracy.float.test_ci95", "accuracy.fixed_point.test_ci95", "accuracy.lava.test_ci95",
+                 "quantisation.summary.accuracy_change_pp_ci95",
                  "accuracy.lava.n_samples", "equivalence.emulator_vs_lava.n_samples",
                  "equivalence.emulator_vs_lava.bit_exact", "equivalence.emulator_vs_lava.spikes_identical_fraction",
                  "equivalence.emulator_vs_lava.outputs_identical_fraction", "spikes.per_layer.hidden.mean_per_sample",
