@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from evprop.hw_sim.lava_procs.delay_check import DRAIN_STEPS, compare_connections  # noqa: E402
-from evprop.pipeline.bench import machine_info  # noqa: E402
+from evprop.pipeline.measure import machine_info  # noqa: E402
 
 
 def main(argv=None) -> int:

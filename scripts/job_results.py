@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evprop.pipeline.bench import machine_info  # noqa: E402
+from evprop.pipeline.measure import machine_info  # noqa: E402
 from evprop.pipeline.stats import accuracy_interval, excludes_zero  # noqa: E402
 
 
