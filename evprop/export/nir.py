@@ -225,13 +225,11 @@ class _Reader:
         self.source = source
         self.nodes = graph.nodes
         self.meta = graph.metadata
-        self.edges = [(str(a), str(b)) for a, b in graph.edges]
+        self.edges = [(str(a), str(b)) for a, b in graph.edges]          # nir.read refuses duplicates
         for edge in self.edges:
             for end in edge:
                 if end not in self.nodes:
                     raise ValueError(f"{source}: edge {edge} names node '{end}', which is not in the graph")
-            if self.edges.count(edge) > 1:
-                raise ValueError(f"{source}: edge {edge} appears {self.edges.count(edge)} times")
         self.used_nodes, self.used_edges = set(), set()
         self.dt_ms = float(self.meta["dt_ms"])
 
@@ -326,8 +324,8 @@ class _Reader:
         else:
             layer = LILayer(name=name, size=size, tau_mem_ms=taus_ms["tau_mem"], tau_syn_ms=taus_ms["tau_syn"])
         if fixed != ("du" in m):
-            self.fail(name, "metadata", "fixed-point integers present" if "du" in m else "fixed-point integers "
-                      "missing" + " although the graph's 'fixed_point' says otherwise")
+            self.fail(name, "metadata", f"fixed-point integers {'present' if 'du' in m else 'missing'} although "
+                      f"the graph metadata says fixed_point = {fixed}")
         return layer, (m if fixed else None)
 
     # ---- connections ----
@@ -360,22 +358,23 @@ class _Reader:
             found.append((key, d, node))
         if not found:
             raise ValueError(f"{self.source}: no Linear node for connection '{name}'")
-        weight = delay = None
-        nonzero = None
+        weight = delay = owner = None
         for key, d, node in found:
-            w = np.asarray(node.weight, dtype=np.float64)
-            if weight is not None and w.shape != weight.shape[::-1]:
-                self.fail(key, "weight", f"has shape {w.shape}, the other branches {weight.shape[::-1]}")
-            if node.metadata["delay_float"].shape != w.shape:
-                self.fail(key, "delay_float", f"shape {node.metadata['delay_float'].shape}, weight {w.shape}")
-            weight = w.T if weight is None else weight + w.T
+            w = np.asarray(node.weight, dtype=np.float64).T          # [pre, post]
+            if weight is not None and w.shape != weight.shape:
+                self.fail(key, "weight", f"has shape {w.shape[::-1]}, the other branches {weight.shape[::-1]}")
             fd = np.asarray(node.metadata["delay_float"], dtype=np.float64).T
-            delay = fd if delay is None else delay + fd
-            nonzero = (w.T != 0).astype(int) if nonzero is None else nonzero + (w.T != 0)
-        if np.any(nonzero > 1):
-            i, j = np.argwhere(nonzero > 1)[0]
-            self.fail(found[0][0], "weight", f"synapse [{i}, {j}] of '{name}' has a weight in more than one branch "
-                      f"({[k for k, _, _ in found]})")
+            if fd.shape != w.shape:
+                self.fail(key, "delay_float", f"metadata shape {fd.shape[::-1]}, weight {w.shape[::-1]}")
+            if owner is None:
+                weight, delay, owner = np.zeros_like(w), np.zeros_like(w), np.full(w.shape, "", dtype=object)
+            clash = (w != 0) & (owner != "")
+            if np.any(clash):
+                i, j = np.argwhere(clash)[0]
+                self.fail(key, "weight", f"synapse {i} -> {j} of '{name}' already has a weight on branch "
+                          f"'{owner[i, j]}' (one synapse, one weight)")
+            owner[w != 0] = key
+            weight, delay = weight + w, delay + fd
         max_delays = {int(node.metadata["max_delay_steps"]) for _, _, node in found}
         if len(max_delays) != 1:
             self.fail(found[0][0], "max_delay_steps", f"branches of '{name}' disagree: {sorted(max_delays)}")
@@ -384,8 +383,8 @@ class _Reader:
         except ValueError as err:
             self.fail(found[0][0], "weight/delay_float", str(err))
         used = conn.delay_steps()
-        for key, d, node in found:
-            carried = np.asarray(node.weight).T != 0
+        for key, d, _ in found:
+            carried = owner == key
             if np.any(used[carried] != d):
                 self.fail(key, "delay", f"metadata 'delay_float' of synapses with a weight on this branch round to "
                           f"{sorted(set(used[carried].tolist()) - {d})} steps, its Delay is {d}")
