@@ -25,9 +25,8 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-READOUTS = ("sum_exp", "sum", "sum_gaus", "max", "last", "first_spike")
-# thesis (seed 002) code's weighting w(x) = 2 (o + d (x - m) exp(-(x - m)^2 / (2 s^2))), x = t/T: (m, s, d, o)
-SUM_GAUS_DEFAULT = (0.0, 0.2, 4.4, 0.4)
+from .readouts import Readout, get_readout
+
 
 
 def discretise(tau_mem_ms, tau_syn_ms, dt_ms: float):
@@ -198,10 +197,9 @@ class NetworkSpec(_ValueEquality):
     n_steps:  time steps per trial (trial length n_steps * dt_ms [ms])
     layers:   (InputLayer, LIFLayer..., LILayer or LIFLayer), in that order
     connections: any dense connections between them (feedforward, recurrent, skip); none into the input
-    readout:  how the outputs become class scores: 'sum_exp' = sum_k exp(-t_k/T) V_k / n_steps
-              (mlGeNN avg_var_exp_weight, L_sum_exp), 'sum' = mean_k V_k, 'sum_gaus' = sum_k w(t_k/T) V_k / n_steps
-              with the thesis's w (seed 002, L_sum_gaus; readout_params = (m, s, d, o)), 'max' = max_k V_k,
-              'last' = V at the end, 'first_spike' = -(first spike time) of LIF outputs (silent: the trial length)
+    readout:  the name of a registered readout (evprop.model.readouts: 'sum_exp', 'sum', 'sum_gaus', 'max', 'last',
+              'first_spike'): how the outputs become class scores
+    readout_params: that readout's numbers (sum_gaus: (m, s, d, o); the others take none)
     """
 
     dt_ms: float
@@ -219,19 +217,15 @@ class NetworkSpec(_ValueEquality):
         if not isinstance(self.n_steps, (int, np.integer)) or self.n_steps < 1:
             raise ValueError(f"network: n_steps {self.n_steps!r} must be an integer >= 1")
         object.__setattr__(self, "n_steps", int(self.n_steps))
-        if self.readout not in READOUTS:
-            raise ValueError(f"network: readout '{self.readout}' unknown, expected one of {READOUTS}")
+        object.__setattr__(self, "readout_params", tuple(float(p) for p in self.readout_params))
+        rule = get_readout(self.readout, self.readout_params)
         if len(self.layers) < 2 or not isinstance(self.layers[0], InputLayer) \
                 or not isinstance(self.layers[-1], (LILayer, LIFLayer)) \
                 or not all(isinstance(layer, LIFLayer) for layer in self.layers[1:-1]):
             raise ValueError("network: layers must be (InputLayer, LIFLayer..., LILayer or LIFLayer)")
-        if (self.readout == "first_spike") != isinstance(self.layers[-1], LIFLayer):
-            raise ValueError("network: readout 'first_spike' goes with a LIF output layer, the voltage readouts "
-                             "with an LI output layer")
-        object.__setattr__(self, "readout_params", tuple(float(p) for p in self.readout_params))
-        if self.readout == "sum_gaus" and len(self.readout_params) not in (0, 4):
-            raise ValueError(f"network: readout 'sum_gaus' takes 4 parameters (m, s, d, o), got "
-                             f"{self.readout_params}")
+        if rule.spiking_output != isinstance(self.layers[-1], LIFLayer):
+            raise ValueError(f"network: readout '{self.readout}' goes with "
+                             f"{'a LIF' if rule.spiking_output else 'an LI'} output layer")
         names = [layer.name for layer in self.layers]
         if len(set(names)) != len(names):
             raise ValueError(f"network: layer names must be unique, got {names}")
@@ -285,32 +279,22 @@ class NetworkSpec(_ValueEquality):
                       for c in self.connections)
         return replace(self, connections=conns)
 
+    @property
+    def readout_rule(self) -> Readout:
+        """The readout object named by `readout` (evprop.model.readouts), with `readout_params`."""
+        return get_readout(self.readout, self.readout_params)
+
     def readout_weights(self) -> np.ndarray:
-        """Per-step weights c_k of the linear readouts: score_j = sum_k c_k V_j(k) ('sum_exp', 'sum', 'last')."""
-        steps = np.arange(self.n_steps)
-        if self.readout == "sum_exp":
-            # mlGeNN AvgVarExpWeight: VAvg += exp(-t/T_total) * V / T_steps, t = k*dt (CONVENTIONS 'Readout')
-            return np.exp(-steps * self.dt_ms / (self.n_steps * self.dt_ms)) / self.n_steps
-        if self.readout == "sum":
-            return np.full(self.n_steps, 1.0 / self.n_steps)
-        if self.readout == "last":
-            return (steps == self.n_steps - 1).astype(np.float64)
-        if self.readout == "sum_gaus":
-            m, s, d, o = self.readout_params or SUM_GAUS_DEFAULT
-            x = steps / self.n_steps
-            return 2.0 * (o + d * (x - m) * np.exp(-(x - m) ** 2 / (2 * s ** 2))) / self.n_steps
-        raise ValueError(f"readout '{self.readout}' is not a weighted sum")
+        """Per-step weights c_k of a weighted-sum readout: score_j = sum_k c_k V_j(k)."""
+        weights = self.readout_rule.step_weights(self.n_steps, self.dt_ms)
+        if weights is None:
+            raise ValueError(f"readout '{self.readout}' is not a weighted sum")
+        return weights
 
     def scores(self, v_out: np.ndarray, first_spike_step: np.ndarray | None = None) -> np.ndarray:
-        """Class scores from output voltages v_out [..., n_steps, n_out], or for the 'first_spike' readout from the
-        first output spike steps [..., n_out] (n_steps where silent): the earliest spike scores highest."""
-        if self.readout == "first_spike":
-            if first_spike_step is None:
-                raise ValueError("readout 'first_spike' scores need the output spike times")
-            return -np.asarray(first_spike_step, dtype=np.float64) * self.dt_ms
-        if self.readout == "max":
-            return v_out.max(axis=-2)
-        return np.einsum("...kj,k->...j", v_out, self.readout_weights())
+        """Class scores from output voltages v_out [..., n_steps, n_out], or for spiking readouts from the first
+        output spike steps [..., n_out] (n_steps where silent)."""
+        return self.readout_rule.scores(v_out, self.dt_ms, first_spike_step)
 
 
 def _check_size(name, size):

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import statistics
 import time
 import tracemalloc
@@ -39,6 +37,7 @@ from ..train.baselines import ALGORITHMS, DEFAULT_SURROGATE_BETA, dense_backward
 from ..train.engine import backward, forward
 from ..train.losses import get_loss
 from ..train.trainer import TrainSettings, make_trainer
+from .measure import machine_info
 
 log = logging.getLogger(__name__)
 
@@ -109,23 +108,6 @@ def tune_input_mean(network: ShdNetwork, data: SpikeData, max_spikes: int, targe
 
 
 # ---- measurements ----
-
-def machine_info() -> dict:
-    import numba
-    import scipy
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "numba_threads": numba.config.NUMBA_NUM_THREADS,
-            "load_average_1min": os.getloadavg()[0], "python": platform.python_version(),
-            "numpy": np.__version__, "numba": numba.__version__,
-            "scipy": scipy.__version__, "platform": platform.platform()}
-
 
 def _timed(fn) -> float:
     t0 = time.perf_counter()

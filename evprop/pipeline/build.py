@@ -10,6 +10,7 @@ import numpy as np
 from ..data.delay_line import delay_line
 from ..data.spikes import SpikeData
 from ..data.yinyang import encode_latency, yinyang_numpy
+from ..model.readouts import get_readout
 from ..model.spec import Connection, InputLayer, LIFLayer, LILayer, NetworkSpec
 from .config import n_steps
 
@@ -107,7 +108,7 @@ def initial_network(config: dict, n_inputs: int, n_classes: int) -> NetworkSpec:
             conns.append(Connection(name, name, rng.normal(0.0, net["recurrent_weight_sd"], (size, size)),
                                     delays(net["recurrent_delay_init_ms"], (size, size)), max_delay))
         previous, n_previous = name, size
-    if net["readout"] == "first_spike":
+    if get_readout(net["readout"], net["readout_params"]).spiking_output:
         layers.append(LIFLayer("output", n_classes, *initial_taus(net, n_classes, rng), net["threshold"]))
     else:
         layers.append(LILayer("output", n_classes, *initial_taus(net, n_classes, rng)))

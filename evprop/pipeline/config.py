@@ -15,6 +15,10 @@ from typing import Any, Callable
 
 import tomli
 
+from ..model.readouts import READOUTS, get_readout
+from ..train.losses import LOSSES, get_loss
+from ..train.trainer import algorithm_names
+
 
 class ConfigError(ValueError):
     """A configuration problem, already phrased as one line naming the key."""
@@ -93,7 +97,7 @@ SCHEMA = {
         "tau_syn_ms": Field(NUMBER, 5.0, _positive, "a time constant > 0 ms"),
         "threshold": Field(NUMBER, 1.0, _positive, "a threshold > 0"),
         "heterogeneous_taus": Field(bool, False),
-        "readout": _one_of("sum_exp", "sum", "sum_gaus", "max", "last", "first_spike"),
+        "readout": _one_of(*READOUTS),
         "readout_params": Field(list, [], lambda x: all(isinstance(v, (int, float)) for v in x),
                                 "a list of numbers (sum_gaus: [m, s, d, o] of w(x) = 2 (o + d (x - m) "
                                 "exp(-(x - m)^2 / (2 s^2))); [] = the thesis code's [0, 0.2, 4.4, 0.4])"),
@@ -131,16 +135,16 @@ SCHEMA = {
         "early_stop_patience": Field(int, 0, _non_negative, "an integer >= 0 (0: never stop early)"),
         "seed": Field(int, 0, None, "an integer"),
         "shuffle": Field(bool, True),
-        "loss": _one_of("cross_entropy", "x_entropy", "first_spike_time", "delta_mse"),
-        "first_spike_tau0_ms": Field(NUMBER, 1.0, _positive, "a time > 0 ms"),
-        "first_spike_tau1_ms": Field(NUMBER, 100.0, _positive, "a time > 0 ms"),
-        "first_spike_alpha": Field(NUMBER, 5e-5, _non_negative, "a strength >= 0"),
-        "dmse_delta_ms": Field(NUMBER, 2.0, _non_negative, "a margin >= 0 ms"),
+        "loss": _one_of(*LOSSES),
+        "loss_params": Field(dict, {}, lambda x: all(isinstance(v, NUMBER) and not isinstance(v, bool)
+                                                     for v in x.values()),
+                             "a table of the loss's numeric parameters (first_spike_time: tau0_ms, tau1_ms, alpha; "
+                             "delta_mse: delta_ms)"),
         "max_spikes": Field(int, 100, _at_least_one, "an integer >= 1 (spikes per neuron per trial)"),
         "allow_overflow": Field(bool, False),
         "precision": _one_of("float64", "float32"),
         "device": _one_of("cpu", "cuda"),
-        "algorithm": _one_of("eventprop", "bptt", "slayer", "exodus"),
+        "algorithm": _one_of(*algorithm_names()),
         "surrogate_beta": Field(NUMBER, 10.0, _positive, "a surrogate steepness > 0 (baselines only)"),
     },
     "quantise": {
@@ -167,7 +171,7 @@ def _type_name(kind) -> str:
         return "a number"
     if isinstance(kind, tuple):
         return "a number or a list" if float in kind else "an integer or a list"
-    return {int: "an integer", bool: "true or false", str: "a string", list: "a list"}[kind]
+    return {int: "an integer", bool: "true or false", str: "a string", list: "a list", dict: "a table"}[kind]
 
 
 def _check_value(key: str, field: Field, value, source: str):
@@ -238,7 +242,13 @@ def load_config(path: Path | None, overrides=()) -> dict:
 
 
 def _cross_check(config: dict, source: str):
-    data, net = config["data"], config["network"]
+    data, net, train = config["data"], config["network"], config["train"]
+    for key, check in (("network.readout_params", lambda: get_readout(net["readout"], net["readout_params"])),
+                       ("train.loss_params", lambda: get_loss(train["loss"], **train["loss_params"]))):
+        try:
+            check()
+        except ValueError as err:
+            raise ConfigError(f"{source}: key '{key}': {err}") from None
     n_steps = net["duration_ms"] / net["dt_ms"]
     if abs(n_steps - round(n_steps)) > 1e-9:
         raise ConfigError(f"{source}: key 'network.duration_ms' ({net['duration_ms']}) must be a whole number of "
@@ -283,4 +293,6 @@ def dump_toml(config: dict) -> str:
 def _toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(key)} = {_toml_value(item)}" for key, item in value.items()) + "}"
     return json.dumps(value)

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 import sys
 import time
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from ..export.nir import check_export, export_nir
 from ..fixed_point.calibrate import state_bounds
 from ..fixed_point.emulator import emulate, readout_accuracy
@@ -270,7 +267,7 @@ def report_stage(run_dir: Path) -> dict:
     matrices, rasters, spike histograms, parameter distributions, measured host energy of inference); energy
     estimates per evprop.pipeline.energy, schema in evprop.pipeline.report_schema."""
     from .energy import dense_counts, energy_section
-    from .measure import host_info, per_inference
+    from .measure import host_info, per_inference, software_versions
     from .report import analyse_run, confusion_matrix, quantisation_section
     from .report_schema import validate_report
     run_dir = Path(run_dir)
@@ -303,7 +300,7 @@ def report_stage(run_dir: Path) -> dict:
                    "neuron_updates_per_sample": counts["neuron_updates"]},
         "training": {k: tr[k] for k in ("epochs", "best_epoch", "best_validation_accuracy")},
         "timing": {"train_s": tr["train_s"], "verify_s": ve["verify_s"]},
-        "versions": versions(),
+        "versions": software_versions(),
     }
     dense = dense_counts(analysis.best) if analysis else None
     measured = {"training": per_inference(tr.get("measured_energy"), None, "host during training"),
@@ -347,13 +344,6 @@ def target_counts(emulated) -> dict:
             "synaptic_ops": float(np.sum(emulated.synops)) / n_samples,
             "neuron_updates": float(np.sum(emulated.neuron_updates)) / n_samples,
             "active_neuron_updates": float(np.sum(emulated.active_neuron_updates)) / n_samples}
-
-
-def versions() -> dict:
-    import numba
-    return {"evprop": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "nir": version("nir"), "lava-nc": version("lava-nc"),
-            "platform": platform.platform(), "machine": platform.machine()}
 
 
 def summary_table(report: dict) -> str:

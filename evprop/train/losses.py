@@ -9,6 +9,7 @@ labels) -> (loss, scores, dL/dV)`. Losses are registered by name; all are batch 
 
 from __future__ import annotations
 
+import inspect
 from typing import NamedTuple
 
 import numpy as np
@@ -32,9 +33,23 @@ def register(cls):
 
 
 def get_loss(name: str, **params):
+    """The loss registered as `name`, built with its keyword parameters; an unknown name or parameter is a one-line
+    ValueError."""
     if name not in LOSSES:
         raise ValueError(f"loss '{name}' unknown, expected one of {sorted(LOSSES)}")
+    accepted = loss_parameters(name)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(f"loss '{name}' has no parameter {unknown[0]!r}, expected "
+                         f"{'one of ' + str(sorted(accepted)) if accepted else 'none'}")
     return LOSSES[name](**params)
+
+
+def loss_parameters(name: str) -> dict:
+    """{parameter: default} of the loss registered as `name` (its constructor's keyword arguments)."""
+    signature = inspect.signature(LOSSES[name].__init__)
+    return {key: p.default for key, p in signature.parameters.items() if key != "self"
+            and p.kind is p.POSITIONAL_OR_KEYWORD}
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -84,7 +99,7 @@ class CrossEntropy(VoltageLoss):
     @staticmethod
     def compact(spec: NetworkSpec) -> bool:
         """Weighted-sum readouts need only the kernel's accumulated scores, not every output voltage."""
-        return spec.readout in ("sum_exp", "sum", "sum_gaus", "last")
+        return spec.readout_rule.is_weighted_sum
 
     def evaluate(self, spec: NetworkSpec, fwd, out: slice, labels: np.ndarray) -> LossTerms:
         if fwd.scores is None:
@@ -96,14 +111,7 @@ class CrossEntropy(VoltageLoss):
         """Returns (loss, scores [B, n_out], dL/dV [B, T, n_out])."""
         scores = spec.scores(v_out)
         loss, dl_dx = _cross_entropy(scores, labels)
-        if spec.readout == "max":
-            dl_dv = np.zeros_like(v_out)
-            t_max = v_out.argmax(axis=1)
-            b, j = np.meshgrid(np.arange(len(labels)), np.arange(v_out.shape[2]), indexing="ij")
-            dl_dv[b, t_max, j] = dl_dx
-        else:
-            dl_dv = spec.readout_weights()[None, :, None] * dl_dx[:, None, :]
-        return loss, scores, dl_dv
+        return loss, scores, spec.readout_rule.voltage_gradient(v_out, spec.dt_ms, dl_dx)
 
 
 @register

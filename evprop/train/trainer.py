@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +52,7 @@ class TrainSettings:
     seed: int = 0
     shuffle: bool = True                 # a new seeded order every epoch; False: the data set's order
     loss: str = "cross_entropy"          # a name in evprop.train.losses.LOSSES
-    first_spike_tau0_ms: float = 1.0     # L_time (000 Table 3 / genn_eventprop defaults)
-    first_spike_tau1_ms: float = 100.0
-    first_spike_alpha: float = 5e-5
-    dmse_delta_ms: float = 2.0           # L_dMSE margin (003 Yin-Yang code: 10 x 0.2)
+    loss_params: dict = field(default_factory=dict)   # keyword arguments of that loss (its class documents them)
     max_spikes: int = 100
     allow_overflow: bool = False
     precision: str = "float64"           # "float32": kernels in single precision (faster; gradients agree to ~1e-5)
@@ -238,18 +235,28 @@ class Trainer:
             if layers else np.zeros(n_hidden)
 
     def update(self, batch: SpikeData, epoch: int):
-        """Forward, loss, EventProp backward and the optimiser step of one batch.
-        Returns (loss, scores, spike_count [B, n], dropped spikes per layer)."""
-        settings, net = self.settings, self.net
-        fwd = forward(net, batch, settings.max_spikes, settings.allow_overflow,
-                      compact=self.loss_fn.compact(self.spec))
+        """Forward, loss, backward and the optimiser step of one batch (subclasses change the forward pass or the
+        gradients, never this order). Returns (loss, scores, spike_count [B, n], dropped spikes per layer)."""
+        fwd = self.forward_pass(batch)
         terms = self.loss_fn.evaluate(self.spec, fwd, self.output, batch.labels)
-        grads = backward(net, batch, fwd, terms.dl_dv, self.regulariser_jump(fwd.spike_count),
-                         tape_dl_dt=terms.tape_dl_dt, need_delays=settings.delay_learning_rate > 0,
-                         need_taus=settings.tau_learning_rate > 0, dl_dscore=terms.dl_dscore)
+        counts = fwd.spike_count
+        grads = self.gradients(batch, fwd, terms, self.regulariser_jump(counts))
         self.step(grads, self.schedule.factor(epoch))
         self.schedule.end_batch()
-        return terms.loss, terms.scores, fwd.spike_count, fwd.dropped
+        return terms.loss, terms.scores, counts, fwd.dropped
+
+    def forward_pass(self, batch: SpikeData):
+        """The float network's forward pass on the kernels (compact when the loss needs only the scores)."""
+        settings = self.settings
+        return forward(self.net, batch, settings.max_spikes, settings.allow_overflow,
+                       compact=self.loss_fn.compact(self.spec))
+
+    def gradients(self, batch: SpikeData, fwd, terms, regulariser_jump):
+        """EventProp's exact gradients of the loss terms (evprop.train.engine.backward)."""
+        settings = self.settings
+        return backward(self.net, batch, fwd, terms.dl_dv, regulariser_jump, tape_dl_dt=terms.tape_dl_dt,
+                        need_delays=settings.delay_learning_rate > 0, need_taus=settings.tau_learning_rate > 0,
+                        dl_dscore=terms.dl_dscore)
 
     def run_epoch(self, epoch: int, data: SpikeData, on_batch=None) -> dict:
         t0 = time.perf_counter()
@@ -326,26 +333,34 @@ class Trainer:
         return int(silent.sum())
 
 
-def make_trainer(spec: NetworkSpec, settings: TrainSettings, current: NetworkSpec | None = None) -> Trainer:
-    """The trainer for train.algorithm: EventProp, or a BPTT-family baseline (evprop.train.baselines) that shares
-    everything but the gradient computation."""
-    if settings.algorithm == "eventprop":
-        return Trainer(spec, settings, current)
+def _trainers() -> dict:
+    """{train.algorithm: Trainer class}: EventProp, and the BPTT-family baselines (evprop.train.baselines) that
+    share everything but the gradient computation (imported here: they subclass Trainer)."""
     from .baselines.trainer import BaselineTrainer
-    return BaselineTrainer(spec, settings, current)
+    from .baselines.backward import ALGORITHMS as BASELINES
+    return {"eventprop": Trainer, **{name: BaselineTrainer for name in BASELINES}}
+
+
+def algorithm_names() -> tuple:
+    return tuple(_trainers())
+
+
+def make_trainer(spec: NetworkSpec, settings: TrainSettings, current: NetworkSpec | None = None) -> Trainer:
+    """The trainer registered for settings.algorithm."""
+    trainers = _trainers()
+    if settings.algorithm not in trainers:
+        raise ValueError(f"train.algorithm '{settings.algorithm}' unknown, expected one of {sorted(trainers)}")
+    return trainers[settings.algorithm](spec, settings, current)
 
 
 def loss_from_settings(settings: TrainSettings):
-    params = {"first_spike_time": {"tau0_ms": settings.first_spike_tau0_ms, "tau1_ms": settings.first_spike_tau1_ms,
-                                   "alpha": settings.first_spike_alpha},
-              "delta_mse": {"delta_ms": settings.dmse_delta_ms}}.get(settings.loss, {})
-    return get_loss(settings.loss, **params)
+    return get_loss(settings.loss, **settings.loss_params)
 
 
 def default_loss(spec: NetworkSpec):
     """The loss used to report a network's loss when none is given: cross-entropy of its readout, or L_time for
     first-spike networks."""
-    return get_loss("first_spike_time" if spec.readout == "first_spike" else "cross_entropy")
+    return get_loss(spec.readout_rule.default_loss)
 
 
 def selection_key(record: dict, metric: str = "validation_accuracy") -> tuple:

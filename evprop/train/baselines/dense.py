@@ -141,6 +141,10 @@ class DenseForward:
     def v_out(self) -> np.ndarray:
         return self.v[list(self.topology.layers)[-1]]
 
+    scores = None        # the loss computes the scores from v_out (engine.ForwardResult's compact form has them)
+    dropped = {}         # dense arrays drop no spikes (engine.ForwardResult counts tape overflows)
+
+    @property
     def spike_count(self) -> np.ndarray:
         """[B, n_neurons] spikes per neuron, in the compiled neuron order."""
         parts = [spikes_of(self.v[name], layer).sum(axis=1) for name, layer in self.topology.layers.items()]
