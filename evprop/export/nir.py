@@ -187,7 +187,8 @@ def read_graph(path) -> nir.NIRGraph:
     meta = getattr(graph, "metadata", None) or {}
     if meta.get("format") != FORMAT or int(meta.get("format_version", -1)) != FORMAT_VERSION:
         raise ValueError(f"{path}: NIR graph metadata format {meta.get('format')!r} version "
-                         f"{meta.get('format_version')!r}, expected {FORMAT!r} version {FORMAT_VERSION}")
+                         f"{meta.get('format_version')!r}, expected {FORMAT!r} version {FORMAT_VERSION} (an older "
+                         f"evprop file: write it again with `evprop export RUN_DIR`)")
     return graph
 
 
