@@ -359,8 +359,8 @@ class _Reader:
             found.append((key, d, node))
         if not found:
             raise ValueError(f"{self.source}: no Linear node for connection '{name}'")
-        weight = delay = owner = None
-        for key, d, node in found:
+        weight = delay = owner = None                  # owner: index in `found` of the branch carrying each weight
+        for index, (key, d, node) in enumerate(found):
             w = np.asarray(node.weight, dtype=np.float64).T          # [pre, post]
             if weight is not None and w.shape != weight.shape:
                 self.fail(key, "weight", f"has shape {w.shape[::-1]}, the other branches {weight.shape[::-1]}")
@@ -368,13 +368,14 @@ class _Reader:
             if fd.shape != w.shape:
                 self.fail(key, "delay_float", f"metadata shape {fd.shape[::-1]}, weight {w.shape[::-1]}")
             if owner is None:
-                weight, delay, owner = np.zeros_like(w), np.zeros_like(w), np.full(w.shape, "", dtype=object)
-            clash = (w != 0) & (owner != "")
+                weight, delay, owner = np.zeros_like(w), np.zeros_like(w), np.full(w.shape, -1)
+            carried = w != 0
+            clash = carried & (owner >= 0)
             if np.any(clash):
                 i, j = np.argwhere(clash)[0]
                 self.fail(key, "weight", f"synapse {i} -> {j} of '{name}' already has a weight on branch "
-                          f"'{owner[i, j]}' (one synapse, one weight)")
-            owner[w != 0] = key
+                          f"'{found[owner[i, j]][0]}' (one synapse, one weight)")
+            owner[carried] = index
             weight, delay = weight + w, delay + fd
         max_delays = {int(node.metadata["max_delay_steps"]) for _, _, node in found}
         if len(max_delays) != 1:
@@ -384,8 +385,8 @@ class _Reader:
         except ValueError as err:
             self.fail(found[0][0], "weight/delay_float", str(err))
         used = conn.delay_steps()
-        for key, d, _ in found:
-            carried = owner == key
+        for index, (key, d, _) in enumerate(found):
+            carried = owner == index
             if np.any(used[carried] != d):
                 self.fail(key, "delay", f"metadata 'delay_float' of synapses with a weight on this branch round to "
                           f"{sorted(set(used[carried].tolist()) - {d})} steps, its Delay is {d}")
