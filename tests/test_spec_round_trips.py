@@ -112,3 +112,22 @@ def test_first_difference_names_the_field():
     assert first_difference(replace(spec, readout_params=(0.0, 0.2, 4.4, 0.4)), spec) == \
         "NetworkSpec field 'readout_params'"
     assert first_difference(spec, spec) is None
+
+
+def test_training_keeps_readout_params_in_network_and_checkpoint(tmp_path):
+    """The to_spec bug's symptom (issue 13 section 4): custom sum_gaus parameters reached validation, checkpoints,
+    quantisation and NIR as the defaults. After one epoch every copy still has them and scores with them."""
+    from dataclasses import replace
+
+    from conftest import random_inputs, random_network
+    from evprop.train.trainer import TrainSettings, evaluate, load_checkpoint, train
+
+    params = (0.2, 0.15, 3.0, 0.3)
+    spec = replace(random_network(seed=3, n_out=2), readout="sum_gaus", readout_params=params)
+    data = random_inputs(spec, n_samples=8)
+    best, _ = train(spec, data, data, TrainSettings(epochs=1, batch_size=4, learning_rate=0.01), tmp_path)
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.npz")
+    for network in (best, checkpoint["best"], checkpoint["network"]):
+        assert network.readout_params == params
+    default = replace(best, readout_params=())
+    assert evaluate(best, data)["loss"] != evaluate(default, data)["loss"]       # the parameters are used
