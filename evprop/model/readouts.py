@@ -109,7 +109,7 @@ class Last(WeightedSum):
 
 @register
 class SumGaus(WeightedSum):
-    """L_sum_gaus's readout (Nowotny thesis code, seed 002): score = sum_k w(t_k / T) V(k) / n_steps with
+    """L_sum_gaus's readout (Klotins 2025, thesis code): score = sum_k w(t_k / T) V(k) / n_steps with
     w(x) = 2 (o + d (x - m) exp(-(x - m)^2 / (2 s^2))); params (m, s, d, o), default the thesis code's."""
 
     name = "sum_gaus"

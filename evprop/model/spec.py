@@ -1,9 +1,9 @@
-"""The network description every stage shares (DESIGN section 1-2).
+"""The network description every stage shares (docs/architecture.md §2).
 
 One frozen dataclass per layer kind and one per connection, each with its equations and the unit of every
 field. Specs compare by value (arrays with `np.array_equal`), so round-trip tests can use `==`.
 
-Continuous model (seeds 000, 003; DIGEST section 2), times in ms:
+Continuous model (Wunderlich & Pehle 2021; Nowotny et al. 2025; Meszaros et al. 2025), times in ms:
 
     tau_mem dV/dt = -V + I          (per neuron)
     tau_syn dI/dt = -I              (per postsynaptic neuron: every synapse onto a neuron shares it)
@@ -11,7 +11,7 @@ Continuous model (seeds 000, 003; DIGEST section 2), times in ms:
     LIF: spike when V >= threshold, then V = 0 (absolute reset, no refractory period)
     LI:  the same without threshold (non-spiking readout; LIF outputs for first-spike losses)
 
-Discrete step (DESIGN section 2, mlGeNN's step; `discretise` below gives the constants):
+Discrete step (docs/architecture.md §2, mlGeNN's step; `discretise` below gives the constants):
 
     I <- I + (weights of the spikes arriving this step)   # emitted in step s with delay d -> arrives in step s+1+d
     V <- alpha * V + g * I
@@ -31,7 +31,8 @@ from .readouts import Readout, get_readout
 
 def discretise(tau_mem_ms, tau_syn_ms, dt_ms: float):
     """Per-neuron constants of the discrete step: alpha = exp(-dt/tau_mem), beta = exp(-dt/tau_syn),
-    g = (1 - alpha) * (tau_syn/dt) * (1 - beta)  (mlGeNN's scale_i: the step-average current, CONVENTIONS)."""
+    g = (1 - alpha) * (tau_syn/dt) * (1 - beta)  (mlGeNN's scale_i: the step-average current;
+    docs/architecture.md §2)."""
     tau_mem = np.asarray(tau_mem_ms, dtype=np.float64)
     tau_syn = np.asarray(tau_syn_ms, dtype=np.float64)
     alpha = np.exp(-dt_ms / tau_mem)
@@ -42,7 +43,7 @@ def discretise(tau_mem_ms, tau_syn_ms, dt_ms: float):
 
 def used_delay_steps(delay: np.ndarray, max_delay_steps: int) -> np.ndarray:
     """Float delays as both passes use them: clip(round(d), 0, max_delay), halves away from zero (C `round`,
-    as mlGeNN does for learned delays; CONVENTIONS 'Forward pass')."""
+    as mlGeNN does for learned delays; docs/architecture.md §7 'Forward pass')."""
     return np.clip(np.floor(np.asarray(delay, dtype=np.float64) + 0.5), 0, max_delay_steps).astype(np.int32)
 
 
@@ -134,7 +135,7 @@ class LIFLayer(_ValueEquality):
 
 @dataclass(frozen=True, eq=False)
 class LILayer(_ValueEquality):
-    """Leaky integrator readout (non-spiking), the LIF model without threshold (003 Table 1 caption).
+    """Leaky integrator readout (non-spiking), the LIF model without threshold (Meszaros et al. 2025 Table 1 caption).
 
     tau_mem dV/dt = -V + I;  tau_syn dI/dt = -I.
     tau_mem_ms, tau_syn_ms per neuron [ms].

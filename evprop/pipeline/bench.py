@@ -1,6 +1,7 @@
 """Training-speed benchmark: EventProp against the BPTT-family baselines on an SHD-shaped workload.
 
-Workload (DIGEST 8, seeds 000/003): 700 inputs firing Poisson spikes at 10 Hz (dt = 1 ms), one recurrent hidden
+Workload (the SHD setting of Nowotny et al. 2025 and Meszaros et al. 2025): 700 inputs firing Poisson spikes at 10 Hz
+(dt = 1 ms), one recurrent hidden
 LIF layer (tau_mem 20 ms, tau_syn 5 ms), 20 LI outputs, L_sum_exp cross-entropy ('sum_exp' readout), batch 32,
 Adam. Initial weights: input N(mu, 0.01) with mu tuned by bisection so the hidden layer fires at ~14 Hz (the
 measured rate is reported), recurrent N(0, 0.02), output N(0, 0.03). The delay variant (EventProp only) adds

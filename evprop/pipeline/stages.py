@@ -1,6 +1,6 @@
 """Stage orchestration: train -> quantise -> export NIR -> verify in Lava -> report.
 
-Each stage reads what it needs from the run directory and writes its own files there (DESIGN section 5), so the
+Each stage reads what it needs from the run directory and writes its own files there (docs/architecture.md §1), so the
 CLI can run them one by one and `run_pipeline` runs them all:
 
     runs/<name>/config.toml, checkpoint.npz, history.jsonl, fixed_point.npz, model.nir, verify.json,
@@ -167,7 +167,8 @@ def batch_bar(label: str, total: int):
 
 
 def epoch_augmentation(config: dict):
-    """augment(train_data, epoch) for the configured augmentations (000 section 4.4), or None; seeded per epoch."""
+    """augment(train_data, epoch) for the configured augmentations (Nowotny et al. 2025, section 4.4), or None;
+    seeded per epoch."""
     from ..data.augment import augment_epoch, transforms_from_config
     transforms = transforms_from_config(config["augment"])
     if not transforms:

@@ -1,6 +1,6 @@
 """Mini-batch EventProp training: Adam, seeded shuffling, per-epoch validation, atomic checkpoints.
 
-Plain Python around the kernels (DESIGN section 3), with the papers' training protocol: separate Adam optimisers
+Plain Python around the kernels (docs/architecture.md §3), with the papers' training protocol: separate Adam optimisers
 for weights, delays and time constants, learning-rate ease-in, EMA halving and per-epoch decay, the spike-count
 regulariser, silent-neuron rescue, and early stopping. The model kept is the best epoch by the selection metric
 (validation or training accuracy or loss); the test set is never looked at here.
@@ -30,23 +30,24 @@ SELECTION_METRICS = {"validation_accuracy": 1, "train_accuracy": 1, "validation_
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Everything the training loop needs; defaults reproduce plain Adam without the papers' extras."""
+    """Everything the training loop needs; defaults reproduce plain Adam without the papers' extras. Sections (§)
+    cite Nowotny et al. 2025 (docs/architecture.md §8)."""
 
     epochs: int = 30
     batch_size: int = 32
     learning_rate: float = 2e-3          # weights; 0 keeps them fixed
-    delay_learning_rate: float = 0.0     # delays [ms per Adam step] (own Adam, as 003's delay_optimiser); 0: fixed
-    tau_learning_rate: float = 0.0       # tau_mem and tau_syn per neuron (own Adam, 000 App. C); 0: fixed
-    min_tau_mem_ms: float = 3.0          # lower clamps after each update (000 section 4.9)
+    delay_learning_rate: float = 0.0     # delays [ms per Adam step] (own Adam, as Meszaros et al.); 0: fixed
+    tau_learning_rate: float = 0.0       # tau_mem and tau_syn per neuron (own Adam, Nowotny et al. App. C); 0: fixed
+    min_tau_mem_ms: float = 3.0          # lower clamps after each update (Nowotny et al. §4.9)
     min_tau_syn_ms: float = 1.0
-    lr_decay_per_epoch: float = 1.0      # multiply every learning rate by this each epoch (003 Yin-Yang)
-    lr_ease_in_start: float = 1.0        # start at this fraction of the rates, x1.05 per batch up to 1 (000 4.6)
-    ema_halving: bool = False            # halve the rates when the fast accuracy EMA drops below the slow one (000 4.7)
+    lr_decay_per_epoch: float = 1.0      # multiply every learning rate by this each epoch (Meszaros et al. Yin-Yang)
+    lr_ease_in_start: float = 1.0        # start at this fraction, x1.05 per batch up to 1 (Nowotny et al. §4.6)
+    ema_halving: bool = False            # halve the rates when the fast accuracy EMA drops below the slow (§4.7)
     ema_min_epochs: int = 50             # ... at most once per this many epochs
     reg_lambda_upper: float | list = 0.0  # spike-count regulariser strength above / below the target, per hidden
     reg_lambda_lower: float | list = 0.0  # layer or one for all, in mlGeNN's units (EventPropCompiler reg_lambda_*)
-    reg_nu_upper: float = 14.0           # target spikes per hidden neuron per trial (DIGEST 3.8)
-    silent_rescue: float = 0.0           # add this to the incoming weights of neurons silent for an epoch (000 4.5)
+    reg_nu_upper: float = 14.0           # target spikes per hidden neuron per trial (Nowotny et al. 2025, section 4.2)
+    silent_rescue: float = 0.0           # add to the incoming weights of neurons silent for an epoch (§4.5)
     selection_metric: str = "validation_accuracy"   # the epoch kept and early stopping use it; never the test set
     early_stop_patience: int = 0         # stop after this many epochs without improvement (0: never)
     seed: int = 0
@@ -57,7 +58,7 @@ class TrainSettings:
     allow_overflow: bool = False
     precision: str = "float64"           # "float32": kernels in single precision (faster; gradients agree to ~1e-5)
     device: str = "cpu"                  # "cuda": the numba.cuda kernels (tested under the CUDA simulator)
-    algorithm: str = "eventprop"         # or a BPTT-family baseline: "bptt", "slayer", "exodus" (seed 004)
+    algorithm: str = "eventprop"         # or a BPTT-family baseline: "bptt", "slayer", "exodus" (Bauer et al. 2023)
     surrogate_beta: float = 10.0         # the baselines' surrogate derivative 1 / (1 + beta |V - theta|)^2
 
     @classmethod
@@ -162,7 +163,7 @@ def train(spec: NetworkSpec, train_data: SpikeData, val_data: SpikeData, setting
 
 class LearningRates:
     """The factor applied to every base learning rate: ease-in per batch (x1.05 from lr_ease_in_start up to 1),
-    exponential decay per epoch, and the EMA halving schedule of 000 section 4.7:
+    exponential decay per epoch, and the EMA halving schedule of Nowotny et al. 2025 section 4.7:
         m_fast <- 0.8 m_fast + 0.2 x,  m_slow <- 0.85 m_slow + 0.15 x  (x: the selection accuracy of the epoch)
         if m_fast < m_slow and >= ema_min_epochs epochs since the last change: halve."""
 
@@ -301,10 +302,12 @@ class Trainer:
             net.clamp_taus(settings.min_tau_mem_ms, settings.min_tau_syn_ms)
 
     def regulariser_jump(self, spike_count: np.ndarray) -> np.ndarray | None:
-        """Lam_V jump at each spike of a hidden neuron (DIGEST 3.8, mlGeNN's form with the batch's own counts):
+        """Lam_V jump at each spike of a hidden neuron (Nowotny et al. 2025, eq. 7, mlGeNN's form with the batch's own
+        counts):
             mlGeNN:  lambda_V -= RegLambda (sum_batch count - int(nu B)),
                      RegLambda = reg_lambda_upper / B^2 above the target, reg_lambda_lower / B^2 below;
-            here lambda_V ~ -Lam_V / tau_mem^2 in mlGeNN's scaling (CONVENTIONS 'Scale of the gradients'), so
+            here lambda_V ~ -Lam_V / tau_mem^2 in mlGeNN's scaling (docs/architecture.md §7 'Scale of the
+            gradients'), so
             Lam_V += tau_mem^2 RegLambda (sum_batch count - int(nu B)), and published strengths carry over."""
         if not (np.any(self.reg_upper) or np.any(self.reg_lower)):
             return None
@@ -318,7 +321,7 @@ class Trainer:
 
     def rescue_silent(self, epoch_counts: np.ndarray) -> int:
         """Add settings.silent_rescue to every incoming weight of hidden neurons that did not fire in the whole
-        epoch (000 section 4.5: +0.002). Returns how many hidden neurons were silent."""
+        epoch (Nowotny et al. 2025 section 4.5: +0.002). Returns how many hidden neurons were silent."""
         net = self.net
         silent = epoch_counts[:net.n_neurons - net.n_out] == 0
         if self.settings.silent_rescue and silent.any():

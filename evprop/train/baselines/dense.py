@@ -1,6 +1,6 @@
 """Dense-in-time forward pass of evprop's discrete model, for the BPTT-family baselines.
 
-The SAME network and discrete step as the EventProp engine (DESIGN section 2), with zero delays, so a spike
+The SAME network and discrete step as the EventProp engine (docs/architecture.md §2), with zero delays, so a spike
 emitted in step k arrives in step k + 1:
 
     A_k = sum over connections  S_src,k-1 W            (input spikes X_k-1 for the input connections)
