@@ -1,4 +1,4 @@
-"""A stored NIR file and its expected spikes (tests/data/golden.nir, golden_expected.npz; made by
+"""A stored NIR file and its expected spikes (tests/data/golden.nir, golden_expected.npz, note in golden_nir.md; made by
 tests/data/make_golden_nir.py from literal numbers): a change that the NIR writer and reader make together, or one
 in how the file is run, fails here instead of passing every write-then-read round trip."""
 
