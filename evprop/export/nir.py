@@ -269,7 +269,7 @@ class _Reader:
                 layers.append(layer)
         conns, branches = [], {}
         for src, tgt in layout["connections"]:
-            conn, branches[conn_name(src, tgt)] = self._connection(src, tgt, fixed)
+            conn, branches[f"{src}->{tgt}"] = self._connection(src, tgt, fixed)
             conns.append(conn)
         output = str(layout["output_node"])
         node = self.node(output, nir.Output)
@@ -333,7 +333,7 @@ class _Reader:
     def _connection(self, src: str, tgt: str, fixed: bool):
         """Connection src -> tgt from its Linear branches (each fed by src, reaching tgt directly or through one
         Delay); returns (Connection, [(Linear name, delay d)])."""
-        name = conn_name(src, tgt)
+        name = f"{src}->{tgt}"                       # Connection.name
         found = []
         for key, node in self.nodes.items():
             if type(node) is not nir.Linear or (src, key) not in self.edges:
@@ -451,13 +451,12 @@ class _Reader:
         return fp
 
 
-def conn_name(source: str, target: str) -> str:
-    return f"{source}->{target}"
-
-
 def _brief(value) -> str:
+    """A scalar, or the first four values of an array, for an error message."""
     array = np.asarray(value)
-    return str(value) if array.ndim == 0 else f"[{', '.join(map(str, array.reshape(-1)[:4]))}{', ...' if array.size > 4 else ''}]"
+    if array.ndim == 0:
+        return str(value)
+    return "[" + ", ".join(map(str, array.reshape(-1)[:4])) + (", ...]" if array.size > 4 else "]")
 
 
 def _first_mismatch(mine: np.ndarray, expected: np.ndarray) -> str:
