@@ -8,7 +8,10 @@ import h5py
 import numpy as np
 import pytest
 
+from deploy_helpers import add_recurrent_path, zero_standard_weights
 from evprop.data.hsd import synthetic_samples, write_hsd_file
+from evprop.export.nir import export_nir, import_nir
+from evprop.fixed_point.quantise import quantise
 from evprop.pipeline.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +78,13 @@ def _vlen(values, dtype):
     return data
 
 
+def _export_other_network(run):
+    """model.nir of the run's network with its output weights x1.5, quantised: a file consistent in itself."""
+    spec, _ = import_nir(run / "model.nir")
+    other = spec.with_weights({"hidden->output": spec.connection("hidden->output").weight * 1.5})
+    export_nir(run / "model.nir", other, quantise(other)[0])
+
+
 def _run_copy(good_run, tmp, spoil):
     run = tmp / "run"
     shutil.copytree(good_run, run)
@@ -123,6 +133,13 @@ CASES = {
     "NIR missing": (lambda t, g: ["verify", str(_run_copy(g, t, lambda r: (r / "model.nir").unlink()))],
                     "model.nir"),
     "verify zero samples": (lambda t, g: ["verify", str(g), "--samples", "0"], "--samples 0"),
+    # edited model.nir files that once passed verify bit-exact (issue 13), and a consistent file of another network
+    "NIR standard weights zeroed": (lambda t, g: ["verify", str(_run_copy(g, t, lambda r: zero_standard_weights(
+        r / "model.nir")))], "node 'input->hidden' field 'weight'"),
+    "NIR x50 recurrent path": (lambda t, g: ["verify", str(_run_copy(g, t, lambda r: add_recurrent_path(
+        r / "model.nir")))], "node 'hidden.x50' field 'weight'"),
+    "NIR of another network": (lambda t, g: ["verify", str(_run_copy(g, t, _export_other_network))],
+                               "Connection 'hidden->output' field 'weight' differs from the trained network"),
 }
 
 

@@ -103,6 +103,21 @@ def device_params(layer, incoming: tuple, dt_ms: float, v_lsb: float, weight_exp
     return DeviceParams(fixed_layer, tuple(conns), clipped, errors, decays_clipped)
 
 
+def quantise_at(spec: NetworkSpec, v_lsbs: dict, weight_exps: dict) -> FixedPointSpec:
+    """The FixedPointSpec `quantise` makes for `spec` once its scales are chosen: `device_params` per population
+    with v_lsbs[layer name] and weight_exps[connection name]. A NIR file's integers follow from its float fields
+    and these scales (evprop.export.nir)."""
+    layers, conns = [], []
+    for layer in spec.neuron_layers:
+        incoming = tuple(c for c in spec.connections if c.target == layer.name)
+        params = device_params(layer, incoming, spec.dt_ms, v_lsbs[layer.name], weight_exps)
+        layers.append(params.layer)
+        conns.extend(params.connections)
+    return FixedPointSpec(dt_ms=spec.dt_ms, n_steps=spec.n_steps, input_name=spec.input.name,
+                          input_size=spec.input.size, layers=tuple(layers), connections=tuple(conns),
+                          readout=spec.readout)
+
+
 def sign_mode(weight: np.ndarray) -> str:
     """Lava's sign mode of a float weight matrix (as lava.utils.weightutils.determine_sign_mode)."""
     if np.min(weight) >= 0:

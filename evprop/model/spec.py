@@ -65,17 +65,35 @@ class _ValueEquality:
     def __eq__(self, other):
         if type(other) is not type(self):
             return NotImplemented
-        for f in fields(self):
-            a, b = getattr(self, f.name), getattr(other, f.name)
-            if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-                if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
-                        and np.array_equal(a, b)):
-                    return False
-            elif a != b:
-                return False
-        return True
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
 
     __hash__ = None
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape \
+            and np.array_equal(a, b)
+    return a == b
+
+
+def first_difference(a, b) -> str | None:
+    """Where two specs (or layers, connections, fixed-point specs) first differ, as "connection 'h->h' field
+    'weight'"; None if they are equal (`==`)."""
+    label = f"{type(a).__name__} '{a.name}'" if isinstance(getattr(a, "name", None), str) else type(a).__name__
+    if type(a) is not type(b):
+        return f"{label} (a {type(b).__name__} on the other side)"
+    for f in fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, tuple) and isinstance(y, tuple) and any(isinstance(v, _ValueEquality) for v in x + y):
+            if len(x) != len(y):
+                return f"{label} field '{f.name}' ({len(x)} vs {len(y)} entries)"
+            inner = next((d for d in map(first_difference, x, y) if d), None)
+            if inner:
+                return inner
+        elif not _same(x, y):
+            return f"{label} field '{f.name}'"
+    return None
 
 
 @dataclass(frozen=True, eq=False)
@@ -258,8 +276,8 @@ class NetworkSpec(_ValueEquality):
     def with_weights(self, weights: dict, delays: dict | None = None) -> "NetworkSpec":
         """A copy with new weight (and delay) matrices, keyed by connection name."""
         delays = delays or {}
-        conns = tuple(Connection(c.source, c.target, weights.get(c.name, c.weight), delays.get(c.name, c.delay),
-                                 c.max_delay_steps) for c in self.connections)
+        conns = tuple(replace(c, weight=weights.get(c.name, c.weight), delay=delays.get(c.name, c.delay))
+                      for c in self.connections)
         return replace(self, connections=conns)
 
     @property

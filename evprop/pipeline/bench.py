@@ -83,7 +83,7 @@ class ShdNetwork:
                             MAX_DELAY_STEPS if self.delays else 0),
                  Connection("hidden", "hidden", self.w_rec),
                  Connection("hidden", "output", self.w_out))
-        return NetworkSpec(DT_MS, self.steps, layers, conns, "sum_exp")
+        return NetworkSpec(dt_ms=DT_MS, n_steps=self.steps, layers=layers, connections=conns, readout="sum_exp")
 
 
 def hidden_rate_hz(spec: NetworkSpec, data: SpikeData, max_spikes: int) -> float:

@@ -121,8 +121,8 @@ def initial_network(config: dict, n_inputs: int, n_classes: int) -> NetworkSpec:
         first = conns[0]
         conns[0] = Connection(first.source, first.target, first.weight,
                               _explicit_delays(net, *first.weight.shape, dt), max_delay)
-    return NetworkSpec(dt, n_steps(config), tuple(layers), tuple(conns), net["readout"],
-                       tuple(net["readout_params"]))
+    return NetworkSpec(dt_ms=dt, n_steps=n_steps(config), layers=tuple(layers), connections=tuple(conns),
+                       readout=net["readout"], readout_params=tuple(net["readout_params"]))
 
 
 def _explicit_delays(net: dict, n_pre: int, n_post: int, dt: float):

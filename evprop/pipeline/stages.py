@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..export.nir import export_nir
+from ..export.nir import check_export, export_nir
 from ..fixed_point.calibrate import state_bounds
 from ..fixed_point.emulator import emulate, readout_accuracy
 from ..fixed_point.finetune import finetune, finetune_settings, fixed_point_accuracy
@@ -233,7 +233,8 @@ def export_stage(run_dir: Path) -> Path:
 
 def verify_stage(run_dir: Path, samples: int | None = None, timeout_s: float | None = None,
                  splits: dict | None = None) -> dict:
-    """Build the Lava network from model.nir, run `samples` test samples in Lava fixed_pt and compare every hidden
+    """Check that model.nir holds the deployed network and fixed_point.npz exactly (`check_export`), build the Lava
+    network from model.nir, run `samples` test samples in Lava fixed_pt and compare every hidden
     spike and output voltage with the emulator. Writes verify.json."""
     run_dir = Path(run_dir)
     config = run_config(run_dir)
@@ -242,6 +243,8 @@ def verify_stage(run_dir: Path, samples: int | None = None, timeout_s: float | N
     timeout_s = config["verify"]["timeout_s"] if timeout_s is None else timeout_s
     if samples < 1:
         raise ValueError(f"--samples {samples}: expected at least 1")
+    fixed = load_fixed_point(run_dir / "fixed_point.npz")
+    check_export(run_dir / "model.nir", trained_network(run_dir), fixed)    # the file holds what was quantised
     subset = splits["test"].subset(np.arange(min(samples, len(splits["test"]))))
     t0 = time.perf_counter()
     bar = terminal_bar(f"Lava: {len(subset)} samples (timeout {timeout_s:g} s)", int(timeout_s), unit="s")
@@ -250,7 +253,7 @@ def verify_stage(run_dir: Path, samples: int | None = None, timeout_s: float | N
                         on_wait=lambda elapsed: bar.update(int(elapsed) - bar.done))
     bar.close()
     verify_s = time.perf_counter() - t0
-    equivalence = compare(emulate(load_fixed_point(run_dir / "fixed_point.npz"), subset), lava)
+    equivalence = compare(emulate(fixed, subset), lava)
     summary = {k: v for k, v in equivalence.items() if k != "per_sample"}
     summary.update({"lava_test_accuracy": readout_accuracy(trained_network(run_dir), lava, subset),
                     "verify_s": verify_s, "measured_energy": meter.result()})

@@ -109,8 +109,7 @@ class CompiledNetwork:
         for layer in self.spec.neuron_layers:
             sl = self.layer_slices[layer.name]
             layers.append(replace(layer, tau_mem_ms=self.tau_mem[sl].copy(), tau_syn_ms=self.tau_syn[sl].copy()))
-        spec = NetworkSpec(self.spec.dt_ms, self.spec.n_steps, tuple(layers), self.spec.connections,
-                           self.spec.readout)
+        spec = replace(self.spec, layers=tuple(layers))        # every other field (readout_params, ...) kept
         return spec.with_weights(self.per_connection(self.w_flat.copy()), self.per_connection(self.delay_flat.copy()))
 
     @property

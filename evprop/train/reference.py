@@ -54,7 +54,8 @@ def case_network(params: dict, case: dict) -> NetworkSpec:
     layers = (InputLayer("input", n_in),
               LIFLayer("hidden", n_hidden, params["tau_mem_hidden"], params["tau_syn"], params["v_thresh"]),
               LILayer("output", n_out, params["tau_mem_out"], params["tau_syn"]))
-    return NetworkSpec(params["dt"], params["T_steps"], layers, tuple(conns), "sum_exp")
+    return NetworkSpec(dt_ms=params["dt"], n_steps=params["T_steps"], layers=layers, connections=tuple(conns),
+                       readout="sum_exp")
 
 
 def spike_time_to_step(t_ms: float, dt_ms: float) -> int:
