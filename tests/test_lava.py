@@ -77,7 +77,7 @@ def test_timeout_kills_the_child_and_names_the_limit(tmp_path):
 def test_nir_without_fixed_point_is_refused(tmp_path):
     spec = make_network()
     export_nir(tmp_path / "float.nir", spec)
-    with pytest.raises(RuntimeError, match="no fixed-point integers"):
+    with pytest.raises(ValueError, match="float.nir: NIR graph holds no fixed-point integers"):  # in the parent
         run_lava(tmp_path / "float.nir", make_data(n_samples=1), timeout_s=TIMEOUT_S)
 
 

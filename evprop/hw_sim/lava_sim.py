@@ -68,7 +68,12 @@ def run_lava(nir_path, data, n_samples: int | None = None, timeout_s: float = DE
     once a second while the child runs (progress for people)."""
     from evprop.export.nir import read_graph
 
-    read_graph(nir_path)                                   # bad files fail here, in the parent, with a ValueError
+    try:                    # bad files and structural errors fail here, in the parent, as one-line ValueErrors
+        lava_plan(read_graph(nir_path))
+    except (ValueError, KeyError, IndexError, TypeError) as err:
+        message = {ValueError: str(err), KeyError: f"a node lacks field or metadata {err}"}.get(
+            type(err), f"{type(err).__name__}: {err}")
+        raise ValueError(message if str(nir_path) in message else f"{nir_path}: {message}") from None
     n = len(data) if n_samples is None else min(int(n_samples), len(data))
     subset = data.subset(np.arange(n))
     started = time.perf_counter()
@@ -109,8 +114,17 @@ def _run_child(cmd: list, timeout_s: float, tmp: Path, on_wait=None) -> None:
             raise TimeoutError(f"Lava run did not finish within its hard timeout of {timeout_s:g} s (child process "
                                f"group killed); a failing Lava process model hangs instead of raising") from None
     if rc != 0:
-        tail = (tmp / "child.log").read_text(errors="replace").strip().splitlines()[-15:]
-        raise RuntimeError(f"Lava child process failed (exit code {rc}):\n" + "\n".join(tail))
+        lines = (tmp / "child.log").read_text(errors="replace").strip().splitlines()
+        log.debug("Lava child log (last 40 lines):\n%s", "\n".join(lines[-40:]))
+        raise RuntimeError(f"Lava child process failed (exit code {rc}): {_last_error(lines)}")
+
+
+def _last_error(lines: list) -> str:
+    """The exception line of a child's traceback (its last line that starts a word, e.g. 'ValueError: ...')."""
+    for line in reversed(lines):
+        if line and not line[0].isspace() and not line.startswith(("Traceback", "During handling")):
+            return line.strip()
+    return "no output"
 
 
 def _collect(tmp: Path) -> dict:
