@@ -75,6 +75,7 @@ FAILURES = {
                                                     *missing_data(t)], None),
     "train: a config value is not finite": (lambda r, t: ["train", str(DEFAULT), "--out", str(r),
                                                           "--set", "train.learning_rate=inf"], None),
+    "quantise: fine-tuning fails": (lambda r, t: ["quantise", str(r)], fail("finetune")),
     "quantise: fails after fine-tuning": (lambda r, t: ["quantise", str(r)], fail("readout_accuracy")),
     "export: the NIR writer fails half-way": (lambda r, t: ["export", str(r)], half_written_nir),
     "verify: --timeout -1": (lambda r, t: ["verify", str(r), "--timeout", "-1"], None),
