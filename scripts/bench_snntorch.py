@@ -29,7 +29,8 @@ import torch
 
 from evprop.fixed_point.emulator import input_raster
 from evprop.model.spec import discretise
-from evprop.pipeline.bench import (DT_MS, N_INPUTS, TAU_MEM_MS, TAU_SYN_MS, ShdNetwork, machine_info, poisson_batch,
+from evprop.pipeline.measure import machine_info  # noqa: E402
+from evprop.pipeline.bench import (DT_MS, N_INPUTS, TAU_MEM_MS, TAU_SYN_MS, ShdNetwork, poisson_batch,
                                    tune_input_mean)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ DEFAULT = ROOT / "configs" / "default.toml"
     ("train", "learning_rate", "inf"), ("network", "duration_ms", "inf"), ("network", "tau_mem_ms", "nan"),
     ("data", "t_late_ms", "-inf"), ("quantise", "percentile", "nan"), ("verify", "timeout_s", "inf"),
     ("train", "reg_lambda_upper", "[0.5, nan]"), ("network", "readout_params", "[0.0, inf, 4.4, 0.4]"),
-    ("network", "input_delays_ms", "[[1.0, 2.0], [nan, 0.0]]"),
+    ("network", "input_delays_ms", "[[1.0, 2.0], [nan, 0.0]]"), ("train", "loss_params", "{delta_ms = inf}"),
 ])
 def test_non_finite_numbers_are_refused_naming_the_key(tmp_path, table, key, value):
     path = tmp_path / "c.toml"

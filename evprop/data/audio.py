@@ -9,7 +9,7 @@ Per clip:  mono, resampled to sample_rate_hz (scipy resample_poly), RMS-normalis
 The filter bank, rectifier and LIFs run fused in one numba loop (samples outer, channels inner).
 
 This is not SHD's Lauscher model (hydrodynamic basilar membrane, Meddis hair cell, bushy cells; LGPL, minutes per
-clip); spike statistics differ (../shared/notes/data.md section 3).
+clip); spike statistics differ (Cramer et al. 2020, section II-A).
 
 SRC for `encode_to_hsd` is a folder with one sub-folder per class (class names = sorted folder names; every WAV
 below is a sample of speaker 0) or a CSV manifest with a header `path,label[,speaker]` (relative paths are

@@ -1,7 +1,7 @@
 """Spiking Heidelberg Digits (SHD) and Spiking Speech Commands (SSC): reading, writing, binning and caching the
 official HDF5 files with h5py (no tonic needed; tonic is GPL and optional).
 
-File layout (official README, ../shared/notes/data.md section 1), one entry per sample:
+File layout (the data set's official README, Cramer et al. 2020), one entry per sample:
     spikes/times  vlen float16, seconds        spikes/units  vlen uint16, channel 0..n_channels-1
     labels        integer class                extra/speaker integer speaker id
     extra/keys    one name per class (bytes)
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 HSD_CHANNELS = 700
 REQUIRED_KEYS = ("spikes/times", "spikes/units", "labels", "extra/speaker", "extra/keys")
 BASE_URL = "https://zenkelab.org/datasets/"
-# (folder, {split: (file, md5 of the zip)}); md5s from tonic 1.7.0 (../shared/notes/data.md section 1)
+# (folder, {split: (file, md5 of the zip)}); md5s from tonic 1.7.0 (tonic/datasets/hsd.py)
 DATASETS = {
     "shd": ("SHD", {"train": ("shd_train.h5", "f3252aeb598ac776c1b526422d90eecb"),
                     "test": ("shd_test.h5", "1503a5064faa34311c398fb0a1ed0a6f")}),

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .spec import (ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, MESSAGE_MAX, UV_HALF, V_MAX, V_MIN, VTH_SHIFT,
+from .spec import (ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, MESSAGE_MAX, UV_HALF, V_MAX, V_MIN,
+                   VTH_SHIFT,
                    FixedPointSpec)
 
 CHUNK_SAMPLES = 512      # samples emulated at once (memory ~ chunk * neurons * (max_delay + 1) * 8 bytes)

@@ -23,7 +23,7 @@ import numpy as np
 from ..data.spikes import SpikeData
 from ..model.spec import NetworkSpec
 from ..train.compiled import CompiledNetwork
-from ..train.engine import ForwardResult, backward
+from ..train.engine import ForwardResult
 from ..train.trainer import TrainSettings, Trainer
 from .emulator import emulate, readout_accuracy
 from .quantise import quantise
@@ -76,17 +76,9 @@ class QuantisedForwardTrainer(Trainer):
         super().__init__(spec, settings)
         self.bounds, self.quant = bounds, quant
 
-    def update(self, batch: SpikeData, epoch: int):
-        settings, net = self.settings, self.net
-        fixed, _ = quantise(net.to_spec(), self.bounds, **self.quant)
-        fwd = fixed_point_forward(fixed, net, batch)
-        terms = self.loss_fn.evaluate(self.spec, fwd, self.output, batch.labels)
-        grads = backward(net, batch, fwd, terms.dl_dv, self.regulariser_jump(fwd.spike_count),
-                         tape_dl_dt=terms.tape_dl_dt, need_delays=settings.delay_learning_rate > 0,
-                         need_taus=settings.tau_learning_rate > 0)
-        self.step(grads, self.schedule.factor(epoch))
-        self.schedule.end_batch()
-        return terms.loss, terms.scores, fwd.spike_count, {}
+    def forward_pass(self, batch: SpikeData) -> ForwardResult:
+        fixed, _ = quantise(self.net.to_spec(), self.bounds, **self.quant)
+        return fixed_point_forward(fixed, self.net, batch)
 
 
 def finetune(spec: NetworkSpec, settings: TrainSettings, bounds: dict, quant: dict, train_data: SpikeData,

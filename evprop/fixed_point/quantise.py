@@ -1,7 +1,7 @@
-"""Float NetworkSpec -> FixedPointSpec in Lava 0.10's bit-accurate ("fixed_pt") conventions (DESIGN section 4).
+"""Float NetworkSpec -> FixedPointSpec in Lava 0.10's bit-accurate ("fixed_pt") conventions (docs/architecture.md §4).
 
 The target (``lava.proc.lif.models.PyLifModelBitAcc`` fed by ``lava.proc.dense.models.PyDenseModelBitAcc`` /
-``PyDelayDenseModelBitAcc``; measured in ../shared/notes/lava-nir-deps.md section 2) runs per neuron and step
+``PyDelayDenseModelBitAcc``; docs/architecture.md §4, read from Lava 0.10's models.py) runs per neuron and step
 
     a_in  = sum over arriving spikes of (W_L << weight_exp)      # Dense: accumulate, then shift (>> if exp < 0)
     u     = wrap24( trunc(u * (4096 - (du + 1)) / 4096) + (a_in << 6) )
@@ -9,7 +9,7 @@ The target (``lava.proc.lif.models.PyLifModelBitAcc`` fed by ``lava.proc.dense.m
     spike = v > (vth << 6);  v[spike] = 0                        # u is not reset
 
 with trunc = round toward zero, wrap24 = one subtraction/addition of 2**24 (see `evprop.fixed_point.emulator`), clip24
-to [-(2**23 - 1), 2**23 - 1]. Our float step (DESIGN section 2) is u = g*I: u <- beta*u + g*arrivals,
+to [-(2**23 - 1), 2**23 - 1]. Our float step (docs/architecture.md §2) is u = g*I: u <- beta*u + g*arrivals,
 V <- alpha*V + u. So with one float scale `v_lsb` per population (the float value, in V units, of one integer LSB
 of u and v):
 
@@ -18,7 +18,7 @@ of u and v):
     theta = (vth << 6) * v_lsb
 
 All connections into a population share its v units (`v_lsb`); each connection has its own weight scale
-(`unit`, a power of two from the published exporter's percentile rule, ../shared/notes/anchors.md section 2) and
+(`unit`, a power of two from the published exporter's percentile rule: Shoesmith et al. 2025, ml_genn_netx) and
 so its own `weight_exp`. (The published exporter gives feedforward and recurrent weights one shared scale; their
 ranges differ by 10x or more here, and a shared scale saturated ~6% of the input weights.) `device_params` is the one
 place where float parameters become target integers.
@@ -34,8 +34,8 @@ import numpy as np
 from evprop.model.spec import LIFLayer, LILayer, NetworkSpec, discretise, used_delay_steps
 
 from .spec import (ACT_SHIFT, DECAY_BITS, DECAY_MAX, DECAY_UNITY, DM_OFFSET, DS_OFFSET, HEADROOM_BITS, LI_HEADROOM_BITS,
-                   MAX_DELAY, MESSAGE_MAX, SIGN_MODES, UV_BITS, UV_HALF, V_MAX, VTH_BITS, VTH_MAX, VTH_SHIFT, WEIGHT_BITS,
-                   WEIGHT_EXP_MAX, WEIGHT_EXP_MIN, FixedConnection, FixedLayer, FixedPointSpec)
+                   MAX_DELAY, MESSAGE_MAX, SIGN_MODES, UV_BITS, UV_HALF, V_MAX, VTH_BITS, VTH_MAX, VTH_SHIFT,
+                   WEIGHT_BITS, WEIGHT_EXP_MAX, WEIGHT_EXP_MIN, FixedConnection, FixedLayer, FixedPointSpec)
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def sign_mode(weight: np.ndarray) -> str:
 
 def weight_unit(scaled_weights: list, percentile: float) -> float:
     """Float value of one integer weight step for a population (the published exporter's rule,
-    ../shared/notes/anchors.md section 2): max_val = max(P-th percentile of the positive g*w, of |negative g*w|),
+    Shoesmith et al. 2025, ml_genn_netx `export`): max_val = max(P-th percentile of the positive g*w, of |negative g*w|),
     unit = 2**(floor(log2 max_val) - 7), so max_val maps to [128, 256) integer steps: every sign mode represents
     it (mixed: even values up to 254, excitatory: up to 255), with 1x-2x headroom for weights beyond the
     percentile; larger ones saturate and are counted."""

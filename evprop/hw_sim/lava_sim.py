@@ -11,7 +11,8 @@ time steps; the padding holds neurons at zero so the synapse buffers drain (evpr
 Every layer writes its spikes and v to an npz at the last step; nothing is read through Var.get or Monitor.
 
 Alignment (measured): a spike sent in Lava time step t reaches u in t + 1 + d (Dense adds one step), so our
-step k of sample i is time step i*window + 1 + k for inputs and neurons alike: the DESIGN step "emitted in s,
+step k of sample i is time step i*window + 1 + k for inputs and neurons alike: the step of docs/architecture.md §2
+"emitted in s,
 arrives in s + 1 + d" holds without any offset.
 
 Why a child process: Lava hangs instead of raising when a process model fails (notes 2b). On timeout the

@@ -29,7 +29,7 @@ EXAMPLES = {
             "evprop data encode-audio wavs/ --out clips.h5 --raster clip0.png",
     "sweep": "evprop sweep configs/default.toml --grid network.hidden=100,200 --seeds 8 --out runs/sweep",
     "bench": "evprop bench --hidden 256 --steps 1000 --batch 32 --algorithm eventprop --json --out results.jsonl",
-    "gradcheck": "evprop gradcheck --reference ../shared/reference/mlgenn/tiny_cases.json --case A_ff_nodelay",
+    "gradcheck": "evprop gradcheck --reference tests/data/mlgenn/tiny_cases.json --case A_ff_nodelay",
 }
 
 

@@ -95,10 +95,7 @@ def analyse_run(run_dir: Path, config: dict, test=None) -> RunAnalysis:
         float_eval = evaluate(best, test, max_spikes=max_spikes, allow_overflow=True)
     with EnergyMeter(poll_s=0) as fixed_meter:
         emulated = emulate(fixed, test, record_hidden=False)
-    try:
-        fixed_predictions = best.scores(emulated.v_out_float).argmax(axis=1)
-    except ValueError:
-        fixed_predictions = None
+    fixed_predictions = None if best.readout_rule.spiking_output else best.scores(emulated.v_out_float).argmax(axis=1)
     measured = {
         "float_inference": per_inference(float_meter.result(), len(test), "host CPU running the float network "
                                          "(numba) over the test set, at report time"),

@@ -1,6 +1,6 @@
 """Stage orchestration: train -> quantise -> export NIR -> verify in Lava -> report.
 
-Each stage reads what it needs from the run directory and writes its own files there (DESIGN section 5), so the
+Each stage reads what it needs from the run directory and writes its own files there (docs/architecture.md §1), so the
 CLI can run them one by one and `run_pipeline` runs them all:
 
     runs/<name>/config.toml, checkpoint.npz, history.jsonl, fixed_point.npz, model.nir, verify.json,
@@ -19,16 +19,13 @@ import contextlib
 import json
 import logging
 import math
-import platform
 import shutil
 import sys
 import time
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from ..export.nir import export_nir
 from ..fixed_point.calibrate import state_bounds
 from ..fixed_point.emulator import emulate, readout_accuracy
@@ -249,7 +246,8 @@ def batch_bar(label: str, total: int):
 
 
 def epoch_augmentation(config: dict):
-    """augment(train_data, epoch) for the configured augmentations (000 section 4.4), or None; seeded per epoch."""
+    """augment(train_data, epoch) for the configured augmentations (Nowotny et al. 2025, section 4.4), or None;
+    seeded per epoch."""
     from ..data.augment import augment_epoch, transforms_from_config
     transforms = transforms_from_config(config["augment"])
     if not transforms:
@@ -358,7 +356,7 @@ def report_stage(run_dir: Path) -> dict:
     matrices, rasters, spike histograms, parameter distributions, measured host energy of inference); energy
     estimates per evprop.pipeline.energy, schema in evprop.pipeline.report_schema."""
     from .energy import dense_counts, energy_section
-    from .measure import host_info, per_inference
+    from .measure import host_info, per_inference, software_versions
     from .report import analyse_run, confusion_matrix, quantisation_section
     from .report_schema import validate_report
     run_dir = Path(run_dir)
@@ -392,7 +390,7 @@ def report_stage(run_dir: Path) -> dict:
                    "neuron_updates_per_sample": counts["neuron_updates"]},
         "training": {k: tr[k] for k in ("epochs", "best_epoch", "best_validation_accuracy")},
         "timing": {"train_s": tr["train_s"], "verify_s": ve["verify_s"]},
-        "versions": versions(),
+        "versions": software_versions(),
     }
     dense = dense_counts(analysis.best) if analysis else None
     measured = {"training": per_inference(tr.get("measured_energy"), None, "host during training"),
@@ -459,13 +457,6 @@ def target_counts(emulated) -> dict:
             "synaptic_ops": float(np.sum(emulated.synops)) / n_samples,
             "neuron_updates": float(np.sum(emulated.neuron_updates)) / n_samples,
             "active_neuron_updates": float(np.sum(emulated.active_neuron_updates)) / n_samples}
-
-
-def versions() -> dict:
-    import numba
-    return {"evprop": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "nir": version("nir"), "lava-nc": version("lava-nc"),
-            "platform": platform.platform(), "machine": platform.machine()}
 
 
 def summary_table(report: dict) -> str:

@@ -143,7 +143,8 @@ def backward(net: CompiledNetwork, data: SpikeData, fwd: ForwardResult, dl_dv_ou
         need_taus)
     grad_tau_mem, grad_tau_syn = _tau_gradients(net, grad_w, grad_alpha, grad_beta) if need_taus \
         else (np.zeros(net.n_neurons), np.zeros(net.n_neurons))
-    # the kernel's delay gradient is per ms of delay (003 eq. (6)); delays are parameters in steps of dt
+    # the kernel's delay gradient is per ms of delay (Meszaros et al. 2025, eq. 6); delays are parameters in
+    # steps of dt
     return Gradients(grad_w, grad_d_per_ms * net.spec.dt_ms, grad_tau_mem, grad_tau_syn)
 
 
