@@ -3,7 +3,6 @@ chunks (os.cpu_count()) changes only the order of floating-point sums, i.e. the 
 
 import numba
 import numpy as np
-import pytest
 
 from evprop.train import engine
 from evprop.train.compiled import CompiledNetwork

@@ -288,7 +288,8 @@ def plot_raster(times_ms, channels, png_path, title: str = "", n_channels: int |
         ax.set_ylim(-0.5, n_channels - 0.5)
     ax.set_title(title or f"{len(times_ms)} spikes")
     fig.tight_layout()
-    fig.savefig(png_path)
+    from ..model.io import atomic_write
+    atomic_write(png_path, lambda handle: fig.savefig(handle, format=Path(png_path).suffix.lstrip(".") or "png"))
     plt.close(fig)
 
 

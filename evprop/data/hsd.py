@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from ..model.io import save_arrays
+from ..model.io import atomic_write, save_arrays
 from .events import (EventCounts, bin_times_numpy, microseconds_to_ms, ms_to_seconds, reduce_channels,
                      reduced_channel_count, seconds_to_ms, spikedata_from_flat)
 from .spikes import SpikeData
@@ -107,16 +105,7 @@ def write_hsd_file(path, samples, labels, speakers, keys, n_channels: int = HSD_
             raise ValueError(f"{path}: sample {i} has channels outside [0, {n_channels})")
         times_s.append(ms_to_seconds(times_ms).astype(np.float16))
         units.append(channels.astype(np.uint16))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        _write_h5(tmp, times_s, units, labels, speakers, keys, n_channels)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda handle: _write_h5(handle, times_s, units, labels, speakers, keys, n_channels))
 
 
 def _write_h5(filename, times_s, units, labels, speakers, keys, n_channels):

@@ -31,14 +31,13 @@ naming the node and the field.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 import nir
 
-from evprop.model.io import network_from_parts, network_settings
+from evprop.model.io import atomic_write, network_from_parts, network_settings
 from evprop.model.spec import Connection, InputLayer, LIFLayer, LILayer, NetworkSpec, first_difference
 
 from ..fixed_point.quantise import quantise_at
@@ -121,15 +120,7 @@ def export_nir(path, spec: NetworkSpec, fixed_point: FixedPointSpec | None = Non
                 "discretisation": DISCRETISATION, "layout": json.dumps(layout),
                 "fixed_point": fixed_point is not None}
     graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        nir.write(str(tmp), graph)          # written beside the target, then renamed: never half a file
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda handle: nir.write(handle, graph))     # never half a file
 
 
 def _kind(layer) -> str:

@@ -40,6 +40,7 @@ import numpy as np
 
 from evprop.fixed_point.spec import (ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, UV_HALF, V_MAX, V_MIN,
                                      VTH_SHIFT, FixedPointSpec)
+from evprop.model.io import atomic_write
 
 OPSET = 17
 IR_VERSION = 8                       # onnxruntime 1.23 reads IR <= 11; 8 is the IR of opset 17
@@ -198,12 +199,9 @@ def build_step_model(fp: FixedPointSpec):
 
 def export_onnx(path, fp: FixedPointSpec) -> Path:
     """Write the one-step ONNX model of `fp` to `path` (atomic rename); returns the path."""
-    import onnx
-
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save_model(build_step_model(fp), str(tmp))
-    tmp.replace(path)
+    model = build_step_model(fp)
+    atomic_write(path, lambda handle: handle.write(model.SerializeToString()))      # what onnx.save_model writes
     return path
 
 

@@ -71,7 +71,11 @@ def run_lava(nir_path, data, n_samples: int | None = None, timeout_s: float = DE
     """Run the first `n_samples` samples of `data` (SpikeData; all if None) through the network in `nir_path`
     on Lava fixed_pt, in a child process killed after `timeout_s` seconds. `on_wait(elapsed_s)` is called about
     once a second while the child runs (progress for people)."""
-    lava_network(nir_path)                       # bad or edited files fail here, in the parent, with a ValueError
+    try:                    # bad or edited files fail here, in the parent, as one-line ValueErrors
+        lava_network(nir_path)
+    except (KeyError, IndexError, TypeError) as err:
+        message = f"a node lacks field or metadata {err}" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
+        raise ValueError(f"{nir_path}: {message}") from None
     n = len(data) if n_samples is None else min(int(n_samples), len(data))
     subset = data.subset(np.arange(n))
     started = time.perf_counter()
@@ -112,8 +116,17 @@ def _run_child(cmd: list, timeout_s: float, tmp: Path, on_wait=None) -> None:
             raise TimeoutError(f"Lava run did not finish within its hard timeout of {timeout_s:g} s (child process "
                                f"group killed); a failing Lava process model hangs instead of raising") from None
     if rc != 0:
-        tail = (tmp / "child.log").read_text(errors="replace").strip().splitlines()[-15:]
-        raise RuntimeError(f"Lava child process failed (exit code {rc}):\n" + "\n".join(tail))
+        lines = (tmp / "child.log").read_text(errors="replace").strip().splitlines()
+        log.debug("Lava child log (last 40 lines):\n%s", "\n".join(lines[-40:]))
+        raise RuntimeError(f"Lava child process failed (exit code {rc}): {_last_error(lines)}")
+
+
+def _last_error(lines: list) -> str:
+    """The exception line of a child's traceback (its last line that starts a word, e.g. 'ValueError: ...')."""
+    for line in reversed(lines):
+        if line and not line[0].isspace() and not line.startswith(("Traceback", "During handling")):
+            return line.strip()
+    return "no output"
 
 
 def _collect(tmp: Path) -> dict:

@@ -145,27 +145,63 @@ def network_from_arrays(arrays, prefix: str = "net", source: str = "<arrays>") -
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call write(file_object) on a temporary file beside `path`, fsync it, then rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):      # left by a process killed mid-write (SIGKILL)
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Call write(file_object) on a temporary file beside `path` (opened "w+b"), fsync it, make it mode 0644 and
+    rename it over `path`: readers see the old file or the whole new one, never half of it."""
+    atomic_write_all({path: write})
+
+
+def atomic_write_all(writers: dict, remove=()) -> None:
+    """Replace several files as one set: every `write(file_object)` of {path: write} goes to a temporary file
+    beside its path (fsync'd, mode 0644); only when all of them are complete are they renamed into place, then the
+    files in `remove` are deleted (those the new set no longer has). If any write fails, no file is touched and
+    the temporary files are deleted. The one atomic-write helper of evprop; files meant to be shared are 0644."""
+    temps = {}
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)          # mkstemp makes 0600 files; results are meant to be shared
-        os.replace(tmp, path)
+        for path, write in writers.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for stale in path.parent.glob(f".{path.name}.*.tmp"):      # left by a process killed mid-write
+                stale.unlink(missing_ok=True)
+            fd, temps[path] = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            with os.fdopen(fd, "w+b") as handle:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temps[path], 0o644)      # mkstemp makes 0600 files; results are meant to be shared
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for tmp in temps.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         raise
+    for path in remove:
+        Path(path).unlink(missing_ok=True)
+    for folder in {Path(p).parent for p in [*writers, *remove]}:
+        fsync_dir(folder)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make the renames in `folder` durable (POSIX: a rename is on disk once its directory is fsync'd)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def npz_writer(arrays: dict):
+    """write(file_object) for `atomic_write`: the arrays as an uncompressed npz (no pickles)."""
+    return lambda handle: np.savez(handle, **arrays)
 
 
 def save_arrays(path: Path, arrays: dict) -> None:
-    atomic_write(path, lambda handle: np.savez(handle, **arrays))
+    atomic_write(path, npz_writer(arrays))
 
 
 def load_arrays(path: Path, what: str = "file") -> dict:

@@ -232,6 +232,8 @@ def bench_output_path(out: Path) -> Path:
 
 
 def cmd_bench(args) -> int:
+    if args.seed < 0:
+        raise ValueError(f"--seed {args.seed}: expected an integer >= 0")
     result = run_bench(hidden=args.hidden, delays=args.delays, steps=args.steps, batch=args.batch,
                        algorithm=args.algorithm, repeats=args.repeats, seed=args.seed, max_spikes=args.max_spikes,
                        precision=args.precision)

@@ -196,21 +196,25 @@ def cmd_export(args) -> int:
 
 def cmd_verify(args) -> int:
     """Verify, then gate: exit 0 if every criterion holds, EXIT_CHECK_FAILED (1) if one fails, 2 on bad input or a
-    Lava timeout/crash (gate.json and the JUnit file are written in every case)."""
-    from .gate import GateCriteria, failed_run, gate_run_dir, write_junit, write_summary_json
-    from .stages import verify_stage
+    Lava timeout/crash. A completed verification replaces verify.json and gate.json together; a failed one leaves
+    the run as it was and writes only the JUnit file (if asked for), which then records the failure."""
+    from ..model.io import atomic_write_all
+    from .gate import GateCriteria, failed_run, gate_run_dir, summary_json, write_junit
+    from .stages import json_writer, run_verification
     criteria = GateCriteria(bit_exact=not args.no_bit_exact, min_output_agreement=args.min_output_agreement,
                             max_accuracy_drop_pp=args.max_accuracy_drop)      # bad values fail before Lava runs
     try:
-        summary = verify_stage(args.run_dir, args.samples, args.timeout)
+        verification = run_verification(args.run_dir, args.samples, args.timeout)
     except (TimeoutError, RuntimeError) as err:
-        result = failed_run(str(err), criteria)
-        write_summary_json(args.run_dir / "gate.json", result, criteria)
         if args.junit is not None:
-            write_junit(args.junit, result)
+            write_junit(args.junit, failed_run(str(err), criteria))
         raise
-    result = gate_run_dir(args.run_dir, criteria)          # verify.json (per sample), train.json, quantise.json
-    write_summary_json(args.run_dir / "gate.json", result, criteria)
+    # per sample from the verification, float_test_accuracy from train.json, fixed point from quantise.json
+    result = gate_run_dir(args.run_dir, criteria, verify_summary=verification)
+    gate_text = summary_json(result, criteria)
+    atomic_write_all({args.run_dir / "verify.json": json_writer(verification),
+                      args.run_dir / "gate.json": lambda handle: handle.write(gate_text.encode())})
+    summary = {k: v for k, v in verification.items() if k != "per_sample"}
     if args.junit is not None:
         write_junit(args.junit, result, summary["verify_s"])
     for check in result.failures:

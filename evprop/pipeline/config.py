@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -74,8 +75,8 @@ SCHEMA = {
         "validation_size": Field(int, 1000, _non_negative, "an integer >= 0 (0: no validation set; then "
                                                            "train.selection_metric must be a training metric)"),
         "test_size": Field(int, 1000, _at_least_one, "an integer >= 1"),
-        "seeds": Field(list, [42, 41, 40], lambda x: len(x) == 3 and all(isinstance(i, int) for i in x),
-                       "three integer seeds [train, validation, test]"),
+        "seeds": Field(list, [42, 41, 40], lambda x: len(x) == 3 and all(isinstance(i, int) and i >= 0 for i in x),
+                       "three integer seeds >= 0 [train, validation, test]"),
         "t_early_ms": Field(NUMBER, 2.0, _non_negative, "a time >= 0 ms (latency codes: value 1 fires here)"),
         "t_late_ms": Field(NUMBER, 27.0, _positive, "a time > 0 ms"),
         "bias_time_ms": Field(NUMBER, 0.0, None, "a time in ms (negative: no bias spike)"),
@@ -133,7 +134,7 @@ SCHEMA = {
         "silent_rescue": Field(NUMBER, 0.0, _non_negative, "a weight increment >= 0 (Nowotny et al. 2025: 0.002)"),
         "selection_metric": _one_of("validation_accuracy", "train_accuracy", "validation_loss", "loss"),
         "early_stop_patience": Field(int, 0, _non_negative, "an integer >= 0 (0: never stop early)"),
-        "seed": Field(int, 0, None, "an integer"),
+        "seed": Field(int, 0, _non_negative, "an integer >= 0"),
         "shuffle": Field(bool, True),
         "loss": _one_of(*LOSSES),
         "loss_params": Field(dict, {}, lambda x: all(isinstance(v, NUMBER) and not isinstance(v, bool)
@@ -174,7 +175,19 @@ def _type_name(kind) -> str:
     return {int: "an integer", bool: "true or false", str: "a string", list: "a list", dict: "a table"}[kind]
 
 
+def _check_finite(key: str, value, source: str):
+    """inf and nan (TOML allows both) are never a valid setting: refuse them, in lists and tables too, naming the
+    key."""
+    def finite(x):
+        if isinstance(x, (list, dict)):
+            return all(map(finite, x.values() if isinstance(x, dict) else x))
+        return not isinstance(x, float) or math.isfinite(x)
+    if not finite(value):
+        raise ConfigError(f"{source}: key '{key}' must be a finite number, got {value!r}")
+
+
 def _check_value(key: str, field: Field, value, source: str):
+    _check_finite(key, value, source)
     # bool is an int in Python: refuse it where a number is expected, and refuse numbers where a bool is
     ok_type = isinstance(value, field.kind) and not (isinstance(value, bool) and field.kind is not bool)
     if not ok_type:

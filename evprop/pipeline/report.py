@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model.io import atomic_write
 from .measure import EnergyMeter, per_inference
 from .stats import (accuracy_interval, difference_interval_counts, excludes_zero,
                     paired_difference_interval)
@@ -539,7 +538,9 @@ def _sections(report: dict, history: list, analysis: RunAnalysis | None, config_
     return out
 
 
-def write_html_report(run_dir: Path, report: dict, history: list, analysis: RunAnalysis | None = None) -> None:
+def html_report(run_dir: Path, report: dict, history: list, analysis: RunAnalysis | None = None,
+                shown_dir: Path | None = None) -> str:
+    """report.html's text for the run in `run_dir`, naming the run as `shown_dir` (default: run_dir)."""
     run_dir = Path(run_dir)
     config_text = (run_dir / "config.toml").read_text() if (run_dir / "config.toml").exists() else ""
     sections = _sections(report, history, analysis, config_text)
@@ -547,13 +548,13 @@ def write_html_report(run_dir: Path, report: dict, history: list, analysis: RunA
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>evprop report: {_esc(report['name'])}"
              f"</title><style>{STYLE}</style></head><body>",
-             f"<h1>evprop run: {_esc(report['name'])}</h1><p class='muted'>{_esc(run_dir.resolve())} — report "
+             f"<h1>evprop run: {_esc(report['name'])}</h1><p class='muted'>{_esc(Path(shown_dir or run_dir).resolve())} — report "
              f"generated {when} by <code>evprop report</code></p>",
              _kv_table(summary_rows(report)),
              "<nav>" + "".join(f"<a href='#{a}'>{_esc(t)}</a>" for a, (t, _) in zip(anchors, sections)) + "</nav>"]
     parts += [f"<h2 id='{a}'>{_esc(title)}</h2>{body}" for a, (title, body) in zip(anchors, sections)]
     parts.append("</body></html>")
-    atomic_write(run_dir / "report.html", lambda handle: handle.write("\n".join(parts).encode()))
+    return "\n".join(parts)
 
 
 def accuracy_section(train: dict, quant: dict, verify: dict) -> dict:
