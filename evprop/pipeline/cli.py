@@ -198,11 +198,14 @@ def cmd_verify(args) -> int:
     """Verify, then gate: exit 0 if every criterion holds, EXIT_CHECK_FAILED (1) if one fails, 2 on bad input or a
     Lava timeout/crash (gate.json and the JUnit file are written in every case)."""
     from .gate import GateCriteria, failed_run, gate_run_dir, write_junit, write_summary_json
+    from ..hw_sim.lava_sim import LavaNotInstalled
     from .stages import verify_stage
     criteria = GateCriteria(bit_exact=not args.no_bit_exact, min_output_agreement=args.min_output_agreement,
                             max_accuracy_drop_pp=args.max_accuracy_drop)      # bad values fail before Lava runs
     try:
         summary = verify_stage(args.run_dir, args.samples, args.timeout)
+    except LavaNotInstalled:
+        raise                                              # nothing ran: no gate.json, exit 2 with the reason
     except (TimeoutError, RuntimeError) as err:
         result = failed_run(str(err), criteria)
         write_summary_json(args.run_dir / "gate.json", result, criteria)

@@ -24,7 +24,7 @@ from ..fixed_point.finetune import finetune, finetune_settings, fixed_point_accu
 from ..fixed_point.quantise import add_headroom, quantise
 from ..fixed_point.scale_search import search_percentiles
 from ..fixed_point.spec import load_fixed_point, save_fixed_point
-from ..hw_sim.lava_sim import run_lava
+from ..hw_sim.lava_sim import require_lava, run_lava
 from ..hw_sim.verify import compare
 from ..model.io import atomic_write, load_network, save_network
 from ..train.trainer import TrainSettings, best_epoch, evaluate, load_checkpoint, load_resume, train
@@ -323,7 +323,8 @@ def report_stage(run_dir: Path) -> dict:
 
 
 def run_pipeline(config: dict, run_dir: Path) -> dict:
-    """Every stage for `config`; returns the report dict."""
+    """Every stage for `config`; returns the report dict. Without Lava it stops before training, saying so."""
+    require_lava("evprop run (its last stage is evprop verify)")
     splits = load_splits(config)
     train_stage(config, run_dir, splits)
     quantise_stage(run_dir, splits)
