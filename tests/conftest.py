@@ -11,6 +11,16 @@ REFERENCE = MLGENN / "tiny_cases.json"
 
 
 @pytest.fixture(scope="session")
+def lava():
+    """Tests and fixtures that run Lava request this (modules: `pytestmark = pytest.mark.usefixtures("lava")`):
+    without Lava (the [lava] extra, Python 3.10 only) they are skipped, and the skip reason says why."""
+    from evprop.hw_sim.lava_sim import lava_missing
+    reason = lava_missing()
+    if reason is not None:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
 def reference_cases():
     from evprop.train.reference import load_cases
     return load_cases(REFERENCE)

@@ -2,6 +2,7 @@
 `evprop: error: ...` naming the problem and exit code 2, and leaves nothing half-written in the run directory."""
 
 import shutil
+import sys
 from pathlib import Path
 
 import h5py
@@ -22,8 +23,11 @@ SMALL = ["--set", "data.train_size=60", "--set", "data.validation_size=20", "--s
 
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory):
+    """A trained, quantised and exported run (no Lava needed: the cases fail before Lava would run)."""
     run = tmp_path_factory.mktemp("good") / "run"
-    assert main(["--quiet", "run", str(DEFAULT), "--out", str(run), *SMALL]) == 0
+    assert main(["--quiet", "train", str(DEFAULT), "--out", str(run), *SMALL]) == 0
+    assert main(["--quiet", "quantise", str(run)]) == 0
+    assert main(["--quiet", "export", str(run)]) == 0
     return run
 
 
@@ -160,3 +164,20 @@ def test_bad_input_is_one_line_and_leaves_nothing_half_written(name, tmp_path, g
         for path in after:                                                          # no stage wrote its output
             if path.name == run_file and path not in before:
                 pytest.fail(f"{path} was written by a failing command")
+
+
+@pytest.mark.slow
+def test_verify_and_run_without_lava_name_the_extra_and_python(good_run, tmp_path, capsys, monkeypatch):
+    """As on Python 3.12: `import lava` fails. Both commands stop before doing any work, in one line that says
+    Lava is the [lava] extra for Python 3.10; verify writes no gate.json, run creates no run directory."""
+    monkeypatch.setitem(sys.modules, "lava", None)
+    run = _run_copy(good_run, tmp_path, lambda r: None)
+    before = sorted(p.name for p in run.iterdir())
+    for argv in (["verify", str(run)], ["run", str(DEFAULT), "--out", str(tmp_path / "new"), *SMALL]):
+        code = main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1, err
+        assert f"evprop {argv[0]}" in err[0] and "needs Lava" in err[0], err[0]
+        assert "[lava]" in err[0] and "needs Python 3.10" in err[0], err[0]
+    assert sorted(p.name for p in run.iterdir()) == before
+    assert not (tmp_path / "new").exists()

@@ -14,6 +14,8 @@ from evprop.hw_sim.verify import compare
 
 TIMEOUT_S = 240.0
 
+pytestmark = pytest.mark.usefixtures("lava")
+
 
 def assert_bit_exact(fp, data, tmp_path, spec):
     export_nir(tmp_path / "net.nir", spec, fp)

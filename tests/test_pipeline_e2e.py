@@ -27,6 +27,9 @@ REQUIRED_KEYS = ["accuracy.float.train", "accuracy.float.test", "accuracy.fixed_
                  "timing.verify_s", "versions.lava-nc", "versions.nir"]
 
 
+pytestmark = pytest.mark.usefixtures("lava")
+
+
 def lookup(report, dotted):
     value = report
     for part in dotted.split("."):
@@ -35,7 +38,7 @@ def lookup(report, dotted):
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
+def small_run(tmp_path_factory, lava):
     run_dir = tmp_path_factory.mktemp("run") / "small"
     code = main(["--quiet", "run", CONFIG, "--out", str(run_dir), *SMALL])
     return run_dir, code

@@ -28,7 +28,7 @@ COUNTS = {"spikes_per_layer": {"input": 5.0, "hidden": 1000.0, "output": 0.0}, "
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, lava):
     """A real run (every stage, Lava included) of a tiny Yin-Yang job: about 10 s."""
     from evprop.pipeline.config import load_config
     from evprop.pipeline.stages import run_pipeline

@@ -23,9 +23,11 @@ child's whole process group is killed and a TimeoutError names the limit.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -62,6 +64,30 @@ class LavaResult:
         return self.v_out.shape[0]
 
 
+class LavaNotInstalled(RuntimeError):
+    """Lava cannot be imported in this Python; the message names the extra to install and where."""
+
+
+def lava_missing() -> str | None:
+    """None when Lava (lava-nc) can be imported here, else one line saying why it cannot and what to install."""
+    try:
+        if importlib.util.find_spec("lava.magma.core") is not None:
+            return None
+    except ImportError:
+        pass
+    return (f"Lava (lava-nc 0.10) is not installed in this Python {platform.python_version()}; it is the [lava] "
+            f"extra, which needs Python 3.10 (Lava 0.10 supports only Python 3.10 and numpy < 2): "
+            f"pip install -e '.[lava]' in a Python 3.10 environment, or `make env`")
+
+
+def require_lava(command: str) -> None:
+    """Raise LavaNotInstalled naming `command` when Lava is missing (before any work is done)."""
+    reason = lava_missing()
+    if reason is not None:
+        raise LavaNotInstalled(f"{command} needs Lava for bit-exact verification: {reason} (train, evaluate, "
+                               f"quantise and export work without it)")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # parent side
 
@@ -76,6 +102,7 @@ def run_lava(nir_path, data, n_samples: int | None = None, timeout_s: float = DE
     except (KeyError, IndexError, TypeError) as err:
         message = f"a node lacks field or metadata {err}" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
         raise ValueError(f"{nir_path}: {message}") from None
+    require_lava("evprop verify")
     n = len(data) if n_samples is None else min(int(n_samples), len(data))
     subset = data.subset(np.arange(n))
     started = time.perf_counter()

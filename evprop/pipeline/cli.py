@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=f"{help_text}\n\nexample:\n  {EXAMPLES[name]}",
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    _add_config_args(add("run", "train, quantise, export, verify and report in one go"))
+    _add_config_args(add("run", "train, quantise, export, verify and report in one go (verify needs the [lava] "
+                                "extra: Python 3.10)"))
     train = add("train", "train with EventProp (writes checkpoint.npz, history.jsonl)")
     _add_config_args(train)
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
@@ -69,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="nir: float network + fixed-point integers (default); onnx: the fixed-point network as "
                              "an ONNX graph of one time step (integer arithmetic of the emulator)")
     add("report", "regenerate report.json and report.html of a run").add_argument("run_dir", type=Path)
-    verify = add("verify", "run the NIR file in Lava and compare with the fixed-point emulator")
+    verify = add("verify", "run the NIR file in Lava and compare with the fixed-point emulator (needs the "
+                          "[lava] extra: Python 3.10)")
     verify.add_argument("run_dir", type=Path)
     verify.add_argument("--samples", type=int, default=None, help="test samples run in Lava")
     verify.add_argument("--timeout", type=float, default=None, help="hard limit for the Lava run [s]")
@@ -198,6 +200,7 @@ def cmd_verify(args) -> int:
     """Verify, then gate: exit 0 if every criterion holds, EXIT_CHECK_FAILED (1) if one fails, 2 on bad input or a
     Lava timeout/crash. A completed verification replaces verify.json and gate.json together; a failed one leaves
     the run as it was and writes only the JUnit file (if asked for), which then records the failure."""
+    from ..hw_sim.lava_sim import LavaNotInstalled
     from ..model.io import atomic_write_all
     from .gate import GateCriteria, failed_run, gate_run_dir, summary_json, write_junit
     from .stages import json_writer, run_verification
@@ -205,6 +208,8 @@ def cmd_verify(args) -> int:
                             max_accuracy_drop_pp=args.max_accuracy_drop)      # bad values fail before Lava runs
     try:
         verification = run_verification(args.run_dir, args.samples, args.timeout)
+    except LavaNotInstalled:
+        raise                                              # nothing ran: no gate.json, exit 2 with the reason
     except (TimeoutError, RuntimeError) as err:
         if args.junit is not None:
             write_junit(args.junit, failed_run(str(err), criteria))

@@ -33,7 +33,7 @@ from ..fixed_point.finetune import finetune, finetune_settings, fixed_point_accu
 from ..fixed_point.quantise import add_headroom, quantise
 from ..fixed_point.scale_search import search_percentiles
 from ..fixed_point.spec import fixed_point_to_arrays, load_fixed_point
-from ..hw_sim.lava_sim import run_lava
+from ..hw_sim.lava_sim import require_lava, run_lava
 from ..hw_sim.verify import compare
 from ..model.io import atomic_write, atomic_write_all, fsync_dir, load_network, network_to_arrays, npz_writer
 from ..train.trainer import TrainSettings, best_epoch, evaluate, load_checkpoint, load_resume, train
@@ -433,6 +433,7 @@ def run_home(work: Path) -> Path:
 def run_pipeline(config: dict, run_dir: Path) -> dict:
     """Every stage for `config`; returns the report dict. A run already in `run_dir` is replaced only when every
     stage of the new one has succeeded."""
+    require_lava("evprop run (its last stage is evprop verify)")      # before any work
     run_dir = Path(run_dir)
     splits = load_splits(config)
     work, spec = start_run(config, run_dir, splits)
