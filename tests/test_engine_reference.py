@@ -169,3 +169,22 @@ def test_kernels_allocate_nothing_per_step_or_spike():
         counts[steps] = (middle - before, rtsys.get_allocation_stats().alloc - middle, int(fwd.spike_count.sum()))
     assert counts[80][2] > counts[40][2]                         # more steps, more spikes ...
     assert counts[80][:2] == counts[40][:2]                      # ... the same allocations
+
+
+def test_kernel_bundle_shares_the_networks_arrays():
+    """CompiledNetwork.arrays holds the network's own arrays, by name: in-place updates (optimisers, clamps) reach
+    the kernels, and each field is the array of that name (nothing swapped by position)."""
+    from evprop.train.kernel_args import NetworkArrays
+    net = CompiledNetwork.from_spec(random_network(seed=3, max_delay=4))
+    bundle = net.arrays
+    for name in NetworkArrays._fields:
+        value = getattr(bundle, name)
+        if isinstance(value, np.ndarray):
+            assert value is getattr(net, name), name
+    assert (bundle.n_steps, bundle.n_in, bundle.n_out, bundle.ring_len) == (net.spec.n_steps, net.n_in, net.n_out, 5)
+    net.tau_mem[:] = 3.0
+    net.clamp_taus(4.0, 1.0)
+    np.testing.assert_array_equal(bundle.alpha, np.exp(-1.0 / 4.0))
+    net.delay_flat[:] = 2.6
+    net.clamp_delays()
+    assert np.all(bundle.d_flat == 3)

@@ -41,6 +41,20 @@ def discretise(tau_mem_ms, tau_syn_ms, dt_ms: float):
     return alpha, beta, g
 
 
+def discretise_backward(grad_alpha, grad_beta, grad_g, tau_mem_ms, tau_syn_ms, dt_ms: float, alpha, beta):
+    """Chain rule through `discretise`: (dL/dtau_mem, dL/dtau_syn) [per ms] from dL/dalpha, dL/dbeta, dL/dg.
+    alpha, beta are `discretise`'s values for these time constants, passed in so the caller's precision is kept:
+        dalpha/dtau_mem = alpha dt / tau_mem^2,   dbeta/dtau_syn = beta dt / tau_syn^2,
+        dg/dtau_mem = -dalpha/dtau_mem (tau_syn/dt)(1 - beta),
+        dg/dtau_syn = (1 - alpha) [(1 - beta)/dt - (tau_syn/dt) dbeta/dtau_syn]."""
+    tau_m, tau_s, dt = tau_mem_ms, tau_syn_ms, dt_ms
+    dalpha_dtau_m = alpha * dt / tau_m ** 2
+    dbeta_dtau_s = beta * dt / tau_s ** 2
+    dg_dtau_m = -dalpha_dtau_m * (tau_s / dt) * (1 - beta)
+    dg_dtau_s = (1 - alpha) * ((1 - beta) / dt - (tau_s / dt) * dbeta_dtau_s)
+    return grad_alpha * dalpha_dtau_m + grad_g * dg_dtau_m, grad_beta * dbeta_dtau_s + grad_g * dg_dtau_s
+
+
 def used_delay_steps(delay: np.ndarray, max_delay_steps: int) -> np.ndarray:
     """Float delays as both passes use them: clip(round(d), 0, max_delay), halves away from zero (C `round`,
     as mlGeNN does for learned delays; docs/architecture.md §7 'Forward pass')."""

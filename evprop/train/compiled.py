@@ -6,11 +6,12 @@ layers in spec order, so the output layer is last. Source index space: input cha
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..model.spec import LIFLayer, NetworkSpec, discretise, used_delay_steps
+from .kernel_args import NetworkArrays
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,6 +38,15 @@ class CompiledNetwork:
     d_flat: np.ndarray          # used integer delays: clip(round(delay_flat), 0, max_delay_flat)
     ring_len: int               # largest max_delay_steps + 1 (delays may grow up to it while learning)
     device: str = "cpu"         # "cpu" (numba prange kernels) or "cuda" (numba.cuda kernels, same structure)
+    arrays: NetworkArrays = field(init=False, repr=False)   # the kernels' bundle of the arrays above (same objects)
+
+    def __post_init__(self):
+        # built once; parameters are updated in place (optimisers, clamp_*), so the bundle stays current
+        object.__setattr__(self, "arrays", NetworkArrays(
+            n_steps=int(self.spec.n_steps), n_in=int(self.n_in), n_out=int(self.n_out), ring_len=int(self.ring_len),
+            alpha=self.alpha, beta=self.beta, g=self.g, theta=self.theta, tau_mem=self.tau_mem, tau_syn=self.tau_syn,
+            seg_ptr=self.seg_ptr, seg_w0=self.seg_w0, seg_len=self.seg_len, seg_tgt0=self.seg_tgt0,
+            seg_delayed=self.seg_delayed, w_flat=self.w_flat, d_flat=self.d_flat))
 
     @classmethod
     def from_spec(cls, spec: NetworkSpec, dtype=np.float64, device: str = "cpu") -> "CompiledNetwork":

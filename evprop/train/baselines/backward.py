@@ -49,6 +49,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...data.spikes import SpikeData
+from ...model.spec import discretise_backward
 from ..compiled import CompiledNetwork
 from ..engine import Gradients
 from .dense import DenseForward, LayerInfo, Topology, dense_forward, spikes_of
@@ -176,7 +177,8 @@ def tau_gradients(net: CompiledNetwork, topo: Topology, fwd: DenseForward, lam_j
     """dL/dtau_mem, dL/dtau_syn [n_neurons] from the same adjoints (Nowotny et al. 2025 App. C in discrete form):
         dL/dalpha = sum_k Lam_V(k) U_k-1,  dL/dbeta = sum_k Lam_J(k) J_k-1,  dL/dg = sum_k Lam_V(k) J_k,
     with Lam_V(k) = (Lam_J(k) - beta Lam_J(k+1)) / g, then alpha = exp(-dt/tau_mem), beta = exp(-dt/tau_syn),
-    g = (1 - alpha)(tau_syn/dt)(1 - beta). Zeros when the forward pass did not keep J."""
+    g = (1 - alpha)(tau_syn/dt)(1 - beta) (model.spec.discretise_backward). Zeros when the forward pass did not
+    keep J."""
     grad_m, grad_s = np.zeros(net.n_neurons), np.zeros(net.n_neurons)
     if fwd.j is None:
         return grad_m, grad_s
@@ -191,13 +193,8 @@ def tau_gradients(net: CompiledNetwork, topo: Topology, fwd: DenseForward, lam_j
         d_beta = np.einsum("bkn,bkn->n", lj[:, 1:], j[:, :-1])
         d_g = np.einsum("bkn,bkn->n", lv, j)
         sl = layer.neurons
-        alpha, beta, tau_m, tau_s = layer.alpha, layer.beta, net.tau_mem[sl], net.tau_syn[sl]
-        dalpha_dtau_m = alpha * dt / tau_m ** 2
-        dbeta_dtau_s = beta * dt / tau_s ** 2
-        dg_dtau_m = -dalpha_dtau_m * (tau_s / dt) * (1 - beta)
-        dg_dtau_s = (1 - alpha) * ((1 - beta) / dt - (tau_s / dt) * dbeta_dtau_s)
-        grad_m[sl] = d_alpha * dalpha_dtau_m + d_g * dg_dtau_m
-        grad_s[sl] = d_beta * dbeta_dtau_s + d_g * dg_dtau_s
+        grad_m[sl], grad_s[sl] = discretise_backward(d_alpha, d_beta, d_g, net.tau_mem[sl], net.tau_syn[sl], dt,
+                                                     layer.alpha, layer.beta)
     return grad_m, grad_s
 
 
