@@ -119,8 +119,12 @@ def export_nir(path, spec: NetworkSpec, fixed_point: FixedPointSpec | None = Non
                 "dt_s": float(ms_to_s(spec.dt_ms)), "time_unit": "s", "network": json.dumps(network_settings(spec)),
                 "discretisation": DISCRETISATION, "layout": json.dumps(layout),
                 "fixed_point": fixed_point is not None}
-    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
-    atomic_write(path, lambda handle: nir.write(handle, graph))     # never half a file
+    write_graph(path, nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata))
+
+
+def write_graph(path, graph: nir.NIRGraph) -> None:
+    """nir.write through the one atomic writer (evprop.model.io.atomic_write): never half a file."""
+    atomic_write(path, lambda handle: nir.write(handle, graph))
 
 
 def _kind(layer) -> str:

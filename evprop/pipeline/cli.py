@@ -22,7 +22,7 @@ EXAMPLES = {
     "train": "evprop train configs/default.toml --out runs/default   |   evprop train --resume runs/default",
     "evaluate": "evprop evaluate runs/default --split test",
     "quantise": "evprop quantise runs/default",
-    "export": "evprop export runs/default",
+    "export": "evprop export runs/default   |   evprop export runs/default --for norse",
     "verify": "evprop verify runs/default --samples 20 --max-accuracy-drop 2 --junit verify.xml",
     "report": "evprop report runs/default",
     "data": "evprop data download shd --root ~/data   |   evprop data spoken-digits --out data/spoken   |   "
@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("nir", "onnx"), default="nir",
                         help="nir: float network + fixed-point integers (default); onnx: the fixed-point network as "
                              "an ONNX graph of one time step (integer arithmetic of the emulator)")
+    from ..export.nir_targets import IMPORTERS
+    export.add_argument("--for", dest="target", choices=sorted(IMPORTERS), default=None,
+                        help="with --format nir: write model.LIBRARY.nir, whose values make that library's "
+                             "forward-Euler NIR importer run the float network as trained (docs/nir_importers.md)")
     add("report", "regenerate report.json and report.html of a run").add_argument("run_dir", type=Path)
     verify = add("verify", "run the NIR file in Lava and compare with the fixed-point emulator (needs the "
                           "[lava] extra: Python 3.10)")
@@ -186,6 +190,15 @@ def cmd_quantise(args) -> int:
 
 
 def cmd_export(args) -> int:
+    if args.target is not None:
+        if args.format != "nir":
+            raise ValueError(f"--for {args.target}: applies to --format nir only, not --format {args.format}")
+        from ..export.nir_targets import export_nir_for
+        from .stages import trained_network
+        path = args.run_dir / f"model.{args.target}.nir"
+        export_nir_for(path, trained_network(args.run_dir), args.target)
+        print(path)
+        return 0
     if args.format == "onnx":
         from ..export.onnx_export import export_onnx
         from ..fixed_point.spec import load_fixed_point
