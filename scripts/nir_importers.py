@@ -2,14 +2,12 @@
 (configs/default.toml: Yin-Yang, 5 inputs -> 200 recurrent LIF -> 3 LI, dt 0.5 ms, 80 steps), every test sample
 goes through evprop's training engine (float64) and through the library's own NIR importer and step (torch
 float32, and again with its parameters and state in float64; all samples as one batch); writes benchmarks/nir_importers.json: hidden spikes compared entry by entry,
-the largest readout difference, and both test accuracies (binomial standard error) with their agreement.
+the largest readout difference, and both test accuracies (95% Wilson intervals) with their agreement.
 
-Needs torch, snntorch 1.0.0, norse 1.1.0 (the [importers] extra). evprop pins Python 3.10; this was run in a
-Python 3.11 venv with the repo on PYTHONPATH:
+Needs torch, snntorch 1.0.0, norse 1.1.0, nirtorch 2.6 (the [importers] extra); measured on Python 3.11:
 
-    python3.11 -m venv /tmp/imp && /tmp/imp/bin/pip install torch numpy==1.26.4 scipy numba h5py nir==1.0.8 \\
-        tomli scikit-learn matplotlib snntorch==1.0.0 norse==1.1.0 nirtorch==2.6
-    PYTHONPATH=. /tmp/imp/bin/python scripts/nir_importers.py [--run runs/nir_importers]
+    python3.11 -m venv /tmp/imp && /tmp/imp/bin/pip install -e '.[test,importers]'
+    /tmp/imp/bin/python scripts/nir_importers.py [--run runs/nir_importers]
 
 (trains the default config into --run first if it holds no checkpoint: a few minutes on 2 cores)
 """
@@ -29,9 +27,11 @@ PACKAGES = ("torch", "snntorch", "norse", "nirtorch", "nir", "numpy")
 
 
 def accuracy(spec, v_out, labels) -> dict:
+    from evprop.pipeline.stats import wilson_interval
     predicted = spec.scores(v_out).argmax(axis=1)
-    p = float(np.mean(predicted == labels))
-    return {"accuracy": p, "standard_error": float(np.sqrt(p * (1 - p) / len(labels))), "predicted": predicted}
+    correct = int(np.sum(predicted == labels))
+    return {"accuracy": correct / len(labels), "ci95": list(wilson_interval(correct, len(labels))),
+            "predicted": predicted}
 
 
 def measure(run: Path, target: str, float64: bool, spec, data, spikes_ev: dict, v_ev: np.ndarray) -> dict:
@@ -53,8 +53,8 @@ def measure(run: Path, target: str, float64: bool, spec, data, spikes_ev: dict, 
             np.any(spikes[k] != spikes_ev[k], axis=(1, 2)) for k in spikes_ev).astype(bool).sum()),
         "readout_max_abs_difference": float(np.abs(v - v_ev).max()),
         "readout_max_abs_value": float(np.abs(v_ev).max()),
-        "test_accuracy_library": {k: acc[k] for k in ("accuracy", "standard_error")},
-        "test_accuracy_evprop": {k: acc_ev[k] for k in ("accuracy", "standard_error")},
+        "test_accuracy_library": {k: acc[k] for k in ("accuracy", "ci95")},
+        "test_accuracy_evprop": {k: acc_ev[k] for k in ("accuracy", "ci95")},
         "same_predicted_class": int(np.sum(acc["predicted"] == acc_ev["predicted"])),
         "run_seconds": seconds,
     }
@@ -92,7 +92,8 @@ def main():
               f"readout max |diff| {r['readout_max_abs_difference']:.2e} (max |v| {r['readout_max_abs_value']:.3f}), "
               f"test accuracy {100 * r['test_accuracy_library']['accuracy']:.2f}% vs evprop "
               f"{100 * r['test_accuracy_evprop']['accuracy']:.2f}% "
-              f"(+-{100 * r['test_accuracy_evprop']['standard_error']:.2f}), same class "
+              f"[{100 * r['test_accuracy_evprop']['ci95'][0]:.1f}, {100 * r['test_accuracy_evprop']['ci95'][1]:.1f}], "
+              f"same class "
               f"{r['same_predicted_class']}/{result['samples']}")
 
 

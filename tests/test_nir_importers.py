@@ -3,9 +3,9 @@
 The first tests need only numpy: the written values make NIR's forward-Euler step equal evprop's step, and what
 cannot run as trained is refused. The others import the file with the library itself and run when it is installed
 (`pip install -e '.[importers]'`: snntorch 1.0.0, norse 1.1.0, nirtorch 2.6 and torch, ~6 GB with its CUDA
-libraries from PyPI, so `make test` leaves them out and they skip, saying so). evprop pins Python 3.10; the
-measurement in benchmarks/nir_importers.json ran them in a Python 3.11 venv with PYTHONPATH=. (scripts/
-nir_importers.py says how). A library release that changes the behaviour shows up as a failing test here.
+libraries from PyPI, so `make test` leaves them out and they skip, saying so). Last run with them: Python 3.11,
+torch 2.14.1, numpy 2.4.6 (scripts/nir_importers.py). A library release that changes the behaviour shows up as a
+failing test here.
 """
 
 import json
