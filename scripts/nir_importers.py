@@ -1,8 +1,8 @@
 """Does snnTorch / Norse run `evprop export RUN --format nir --for LIBRARY` as trained? On a trained default run
 (configs/default.toml: Yin-Yang, 5 inputs -> 200 recurrent LIF -> 3 LI, dt 0.5 ms, 80 steps), every test sample
 goes through evprop's training engine (float64) and through the library's own NIR importer and step (torch
-float32, and again with its parameters and state in float64; all samples as one batch); writes benchmarks/nir_importers.json: hidden spikes compared entry by entry,
-the largest readout difference, and both test accuracies (95% Wilson intervals) with their agreement.
+float32, and again with its parameters and state in float64; all samples as one batch); writes
+benchmarks/nir_importers.json: hidden spikes compared entry by entry, the largest readout difference, and both test accuracies (95% Wilson intervals) with their agreement.
 
 Needs torch, snntorch 1.0.0, norse 1.1.0, nirtorch 2.6 (the [importers] extra); measured on Python 3.11:
 
