@@ -64,6 +64,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=ROOT / "runs" / "nir_importers")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "nir_importers.json")
+    parser.add_argument("--note", default="", help="stored with the result: what the run is")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     from evprop.export.nir_targets import IMPORTERS
@@ -82,7 +83,7 @@ def main():
     rows = [measure(args.run, target, float64, spec, data, spikes_ev, fwd.v_out)
             for target in IMPORTERS for float64 in (False, True)]
     result = {"what": "trained configs/default.toml run, test split, evprop training engine vs the library's "
-                      "NIR importer on `evprop export --for LIBRARY`", "samples": len(data.labels),
+                      "NIR importer on `evprop export --for LIBRARY`", "note": args.note, "samples": len(data.labels),
               "n_steps": spec.n_steps, "dt_ms": spec.dt_ms, "python": platform.python_version(),
               "versions": {p: version(p) for p in PACKAGES}, "libraries": rows}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
