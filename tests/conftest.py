@@ -10,6 +10,17 @@ MLGENN = DATA / "mlgenn"                          # mlGeNN's own numbers; origin
 REFERENCE = MLGENN / "tiny_cases.json"
 
 
+def pytest_configure(config):
+    """Lava sets the multiprocessing start method to 'fork' when it is imported and raises "context has already
+    been set" if anything fixed it before; numba's first parallel kernel launch (any training or forward test)
+    does. So import Lava's message infrastructure first, as the test modules did at collection when they imported
+    Lava at module level (tests that import it inside a test, e.g. test_delay_dense.py, failed after a training
+    test in the same process). Nothing to do without Lava."""
+    from evprop.hw_sim.lava_sim import lava_missing
+    if lava_missing() is None:
+        import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
+
+
 @pytest.fixture(scope="session")
 def lava():
     """Tests and fixtures that run Lava request this (modules: `pytestmark = pytest.mark.usefixtures("lava")`):
