@@ -11,14 +11,16 @@ REFERENCE = MLGENN / "tiny_cases.json"
 
 
 def pytest_configure(config):
-    """Lava sets the multiprocessing start method to 'fork' when it is imported and raises "context has already
-    been set" if anything fixed it before; numba's first parallel kernel launch (any training or forward test)
-    does. So import Lava's message infrastructure first, as the test modules did at collection when they imported
-    Lava at module level (tests that import it inside a test, e.g. test_delay_dense.py, failed after a training
-    test in the same process). Nothing to do without Lava."""
-    from evprop.hw_sim.lava_sim import lava_missing
-    if lava_missing() is None:
-        import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
+    """Lava's runtime sets multiprocessing's start method when it is imported (without force), and numba's parallel
+    kernels fix the default start method when they first start their threads: a test importing Lava in this
+    process after one that trained failed with 'context has already been set'. Import Lava's runtime first, when
+    Lava is installed, so the order of tests does not matter."""
+    import importlib.util
+    try:
+        if importlib.util.find_spec("lava.magma.runtime") is not None:
+            import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
+    except ImportError:
+        pass
 
 
 @pytest.fixture(scope="session")
