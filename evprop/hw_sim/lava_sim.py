@@ -71,9 +71,11 @@ class LavaNotInstalled(RuntimeError):
 def lava_missing() -> str | None:
     """None when Lava (lava-nc) can be imported here, else one line saying why it cannot and what to install."""
     try:
-        if importlib.util.find_spec("lava.magma.core") is not None:
+        # the top-level package first: find_spec of an already imported submodule does not look at its parent,
+        # so a blocked `lava` (sys.modules["lava"] = None, as an uninstalled one) would go unseen
+        if all(importlib.util.find_spec(name) is not None for name in ("lava", "lava.magma.core")):
             return None
-    except ImportError:
+    except (ImportError, ValueError):
         pass
     return (f"Lava (lava-nc 0.10) is not installed in this Python {platform.python_version()}; it is the [lava] "
             f"extra, which needs Python 3.10 (Lava 0.10 supports only Python 3.10 and numpy < 2): "
