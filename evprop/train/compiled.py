@@ -46,15 +46,7 @@ class CompiledNetwork:
             n_steps=int(self.spec.n_steps), n_in=int(self.n_in), n_out=int(self.n_out), ring_len=int(self.ring_len),
             alpha=self.alpha, beta=self.beta, g=self.g, theta=self.theta, tau_mem=self.tau_mem, tau_syn=self.tau_syn,
             seg_ptr=self.seg_ptr, seg_w0=self.seg_w0, seg_len=self.seg_len, seg_tgt0=self.seg_tgt0,
-            seg_delayed=self.seg_delayed, w_flat=self.w_flat, d_flat=self.d_flat, **self._delayed_inputs()))
-
-    def _delayed_inputs(self) -> dict:
-        """din_w0, din_len, din_tgt0 of the connections out of the input layer that may have delays (the kernels
-        handle them block by block)."""
-        conns = [c for c in self.spec.connections if c.source == self.spec.input.name and c.max_delay_steps > 0]
-        fields = (("din_w0", lambda c: self.conn_slices[c.name].start), ("din_len", lambda c: c.weight.shape[1]),
-                  ("din_tgt0", lambda c: self.layer_slices[c.target].start))
-        return {name: np.array([value(c) for c in conns], dtype=np.int64) for name, value in fields}
+            seg_delayed=self.seg_delayed, w_flat=self.w_flat, d_flat=self.d_flat))
 
     @classmethod
     def from_spec(cls, spec: NetworkSpec, dtype=np.float64, device: str = "cpu") -> "CompiledNetwork":

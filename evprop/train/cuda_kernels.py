@@ -378,7 +378,7 @@ def _device_network(net: NetworkArrays) -> NetworkArrays:
     whole to the kernels (numba.cuda flattens tuple arguments)."""
     fdt = np.asarray(net.w_flat).dtype
     floats = ("alpha", "beta", "g", "theta", "tau_mem", "tau_syn", "w_flat")
-    ints = ("seg_ptr", "seg_w0", "seg_len", "seg_tgt0", "d_flat", "din_w0", "din_len", "din_tgt0")
+    ints = ("seg_ptr", "seg_w0", "seg_len", "seg_tgt0", "d_flat")
     return net._replace(**{name: _dev(getattr(net, name), fdt) for name in floats},
                         **{name: _dev(getattr(net, name), np.int64) for name in ints},
                         seg_delayed=_dev(net.seg_delayed, np.bool_),

@@ -45,9 +45,6 @@ class NetworkArrays(NamedTuple):
     seg_delayed: np.ndarray     # [n_segments] bool: the segment's connection may have non-zero delays
     w_flat: np.ndarray          # [n_weights] weights; its dtype is the kernels' precision
     d_flat: np.ndarray          # [n_weights] int32 used delays in steps
-    din_w0: np.ndarray          # [n_din] int64: first flat weight index of each delayed connection out of the input
-    din_len: np.ndarray         # [n_din] int64: its number of targets (the [n_in, n_post] matrix's n_post)
-    din_tgt0: np.ndarray        # [n_din] int64: its first target neuron
 
 
 class SpikeInputs(NamedTuple):

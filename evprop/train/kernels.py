@@ -90,40 +90,23 @@ def forward_kernel(net, inputs, options):
     out0 = n_neurons - n_out
     # neurons that can spike: every one with a finite threshold (hidden LIF, and LIF outputs)
     out0_spiking = n_neurons if np.any(np.isfinite(theta[out0:])) else out0
-    # delayed input connections: their arrivals are scattered block by block (see _scatter_inputs)
-    defer = len(net.din_w0) > 0 and current_cut_step < 0
-    block, in_len = input_blocks(ring_len)
-    din_off, w_t, d_t = _transpose_inputs(net, defer)
     for chunk in prange(n_chunks):
         v = np.zeros(n_neurons, dtype=fdt)
         cur = np.zeros(n_neurons, dtype=fdt)
         ring = np.zeros((ring_len, n_neurons), dtype=fdt)   # [slot, neuron]: a row's targets are contiguous
-        ring_in = np.zeros((n_neurons if defer else 0, in_len), dtype=fdt)   # [neuron, slot]: input arrivals
         cur_j = np.zeros(n_neurons, dtype=fdt)       # J of this step (for the tape's I - V)
         spiked = np.zeros(n_neurons, dtype=np.int32)
         for b in range(chunk, n_batch, n_chunks):
             v[:] = 0.0
             cur[:] = 0.0
             ring[:, :] = 0.0
-            ring_in[:, :] = 0.0
             ev = in_offsets[b]
             ev_end = in_offsets[b + 1]
-            ev_block = ev
             n_tape = 0
             for k in range(n_steps):
                 slot = k % ring_len
                 if k == current_cut_step:
                     cur[:] = 0.0
-                if defer:
-                    if k % block == 0:
-                        ev_lo = ev_block
-                        while ev_block < ev_end and in_steps[ev_block] < k + block:
-                            ev_block += 1
-                        _scatter_inputs(k, ev_lo, ev_block, in_steps, in_channels, net, din_off, w_t, d_t, ring_in)
-                    slot_in = k % in_len
-                    for n in range(n_neurons):
-                        ring[slot, n] += ring_in[n, slot_in]
-                        ring_in[n, slot_in] = 0.0
                 # neuron update: branch-free, so it vectorises (DESIGN section 2 step)
                 row = ring[slot]
                 if track_state:
@@ -165,19 +148,18 @@ def forward_kernel(net, inputs, options):
                 if k + 1 == current_cut_step:
                     ring[(k + 1) % ring_len, :] = 0.0     # drop arrivals of earlier, delayed spikes
                 while ev < ev_end and in_steps[ev] == k:
-                    _propagate(in_channels[ev], k, net, ring, defer)
+                    _propagate(in_channels[ev], k, net, ring)
                     ev += 1
                 for i in range(n_spiked):
-                    _propagate(n_in + spiked[i], k, net, ring, False)
+                    _propagate(n_in + spiked[i], k, net, ring)
             tape_len[b] = n_tape
     return ForwardArrays(v_out, SpikeTape(tape_step, tape_neuron, tape_imv, tape_len), spike_count, overflow_neuron,
                          state_max, scores)
 
 
 @njit(inline="always")
-def _propagate(source, k, net, ring, skip_delayed):
-    """ring[(k + 1 + d) mod R, target] += w over every synapse of `source` (one contiguous row per segment);
-    skip_delayed: leave out delayed segments (an input's, scattered block by block instead)."""
+def _propagate(source, k, net, ring):
+    """ring[(k + 1 + d) mod R, target] += w over every synapse of `source` (one contiguous row per segment)."""
     seg_ptr, seg_w0, seg_len, seg_tgt0 = net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0
     seg_delayed = net.seg_delayed
     w_flat, d_flat, ring_len = net.w_flat, net.d_flat, net.ring_len
@@ -185,8 +167,6 @@ def _propagate(source, k, net, ring, skip_delayed):
     for s in range(seg_ptr[source], seg_ptr[source + 1]):
         w0 = seg_w0[s]
         t0 = seg_tgt0[s]
-        if skip_delayed and seg_delayed[s]:
-            continue
         if not seg_delayed[s]:                    # one arrival step for the whole row: a contiguous (SIMD) add
             n = seg_len[s]
             ring[base, t0:t0 + n] += w_flat[w0:w0 + n]
@@ -231,10 +211,6 @@ def backward_kernel(net, inputs, tape, drive, options):
     grad_beta = np.zeros((n_chunks, n_neurons), dtype=fdt)
     inv_tau_mem = (1.0 / tau_mem).astype(fdt)
     inv_tau_syn = (1.0 / tau_syn).astype(fdt)
-    max_seg_len = net.seg_len.max() if len(net.seg_len) > 0 else 0
-    defer = len(net.din_w0) > 0 and current_cut_step < 0
-    block, in_len = input_blocks(ring_len)
-    din_off, w_t, d_t = _transpose_inputs(net, defer)
     for chunk in prange(n_chunks):
         lam_v = np.zeros(n_neurons, dtype=fdt)      # alpha * Lam_V(k+1) = dL/dV_k after reset
         lam_j = np.zeros(n_neurons, dtype=fdt)      # beta * Lam_J(k+1)
@@ -250,15 +226,6 @@ def backward_kernel(net, inputs, tape, drive, options):
         hist_h = np.zeros((ring_len, n_neurons), dtype=fdt)
         hist_r = np.zeros((ring_len, n_neurons), dtype=fdt)
         hist_m = np.zeros((ring_len, n_neurons), dtype=fdt)
-        h_buf = np.zeros(max_seg_len, dtype=fdt)
-        # [neuron, slot] copies of the history for the delayed input connections (_gather_inputs)
-        n_in_hist = n_neurons if defer else 0
-        hin_j = np.zeros((n_in_hist, in_len), dtype=fdt)
-        hin_h = np.zeros((n_in_hist, in_len), dtype=fdt)
-        hin_r = np.zeros((n_in_hist if need_taus else 0, in_len), dtype=fdt)
-        hin_m = np.zeros((n_in_hist if need_taus else 0, in_len), dtype=fdt)
-        gw_t = np.zeros(len(w_t), dtype=fdt)        # their weight and delay gradients, transposed like w_t
-        gd_t = np.zeros(len(w_t), dtype=fdt)
         gw = grad_w[chunk]
         gd = grad_d[chunk]
         ga = grad_alpha[chunk]
@@ -277,35 +244,23 @@ def backward_kernel(net, inputs, tape, drive, options):
             hist_h[:, :] = 0.0
             hist_r[:, :] = 0.0
             hist_m[:, :] = 0.0
-            hin_j[:, :] = 0.0
-            hin_h[:, :] = 0.0
-            hin_r[:, :] = 0.0
-            hin_m[:, :] = 0.0
             p = tape_len[b] - 1
             ev = in_offsets[b + 1] - 1
             ev_start = in_offsets[b]
-            ev_block = in_offsets[b + 1]
             for k in range(n_steps - 1, -1, -1):
-                if defer and k % block == 0:
-                    # input events of steps k .. k + block - 1: their arrival steps are all computed
-                    ev_hi = ev_block
-                    while ev_block > ev_start and in_steps[ev_block - 1] >= k:
-                        ev_block -= 1
-                    _gather_inputs(k, ev_block, ev_hi, in_steps, in_channels, net, din_off, w_t, d_t, hin_j, hin_h,
-                                   hin_r, hin_m, gw_t, gd_t, ga, gb, need_delays, need_taus)
                 # 1. spikes of step k: gradients and jumps read the (already computed) future arrival steps
                 while p >= 0 and tape_step[b, p] == k:
                     n = tape_neuron[b, p]
-                    rev = _gather(n_in + n, k, net, hist_j, hist_h, hist_r, hist_m, gw, gd, ga, gb, h_buf,
-                                  current_cut_step, need_delays, need_taus, True, False)
+                    rev = _gather(n_in + n, k, net, hist_j, hist_h, hist_r, hist_m, gw, gd, ga, gb,
+                                  current_cut_step, need_delays, need_taus, True)
                     dl_dt = tape_dl_dt[b, p] if tape_dl_dt.shape[1] > 0 else 0.0
                     jump[n] = (theta[n] * lam_v[n] + tau_mem[n] * (rev - dl_dt)) / tape_imv[b, p] \
                         + spike_jump[b, n]
                     spiked[n] = True
                     p -= 1
                 while ev >= ev_start and in_steps[ev] == k:
-                    _gather(in_channels[ev], k, net, hist_j, hist_h, hist_r, hist_m, gw, gd, ga, gb, h_buf,
-                            current_cut_step, need_delays, need_taus, False, defer)
+                    _gather(in_channels[ev], k, net, hist_j, hist_h, hist_r, hist_m, gw, gd, ga, gb,
+                            current_cut_step, need_delays, need_taus, False)
                     ev -= 1
                 # 2. adjoint step of every neuron (branch-free, vectorises); history for the delayed reads
                 slot = k % ring_len
@@ -326,10 +281,6 @@ def backward_kernel(net, inputs, tape, drive, options):
                     row_h[n] = lv * inv_tau_mem[n] - lj * inv_tau_syn[n]
                     lam_j[n] = beta[n] * lj
                     lam_v[n] = alpha[n] * lv
-                slot_in = k % in_len
-                for n in range(n_in_hist):
-                    hin_j[n, slot_in] = row_j[n]
-                    hin_h[n, slot_in] = row_h[n]
                 if k == current_cut_step:
                     lam_j[:] = 0.0          # the cut current carries nothing back to earlier steps
                 if need_taus:
@@ -344,22 +295,16 @@ def backward_kernel(net, inputs, tape, drive, options):
                         prev_lv[n] = cur_lv[n]
                         prev_lj[n] = row_j[n]
                         spiked[n] = False
-                    for n in range(n_in_hist):
-                        hin_r[n, slot_in] = rec_r[n]
-                        hin_m[n, slot_in] = rec_m[n]
-        if defer:
-            _fold_input_gradients(net, din_off, gw_t, gd_t, gw, gd)
     return KernelGradients(grad_w.sum(axis=0), grad_d.sum(axis=0), grad_alpha.sum(axis=0) * g,
                            grad_beta.sum(axis=0))
 
 
 @njit(inline="always")
-def _gather(source, k, net, hist_j, hist_h, hist_r, hist_m, gw, gd, ga, gb, h_buf, cut, need_delays, need_taus,
-            with_rev, skip_delayed):
+def _gather(source, k, net, hist_j, hist_h, hist_r, hist_m, gw, gd, ga, gb, cut, need_delays, need_taus,
+            with_rev):
     """For a spike of `source` in step k: accumulate weight, delay and (per target) alpha/beta gradients at the
     arrival steps and return sum_m w_m H_m(arrival) for the presynaptic jump. Arrivals the forward pass dropped at
-    the cut step (delayed spikes emitted before step cut-1) carry no gradient. h_buf: scratch of the longest
-    segment's length. skip_delayed: leave out delayed segments (an input's, gathered block by block instead)."""
+    the cut step (delayed spikes emitted before step cut-1) carry no gradient."""
     seg_ptr, seg_w0, seg_len, seg_tgt0 = net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0
     seg_delayed = net.seg_delayed
     w_flat, d_flat, ring_len = net.w_flat, net.d_flat, net.ring_len
@@ -368,158 +313,27 @@ def _gather(source, k, net, hist_j, hist_h, hist_r, hist_m, gw, gd, ga, gb, h_bu
     for s in range(seg_ptr[source], seg_ptr[source + 1]):
         w0 = seg_w0[s]
         t0 = seg_tgt0[s]
-        n = seg_len[s]
-        if skip_delayed and seg_delayed[s]:
-            continue
-        if cut >= 0 and seg_delayed[s]:
-            rev += _gather_cut(k, w0, t0, n, net, hist_j, hist_h, hist_r, hist_m, gw, gd, ga, gb, cut,
-                               need_delays, need_taus)
-            continue
-        if not seg_delayed[s]:
-            # one arrival step for the whole row: contiguous (SIMD, BLAS)
+        if not seg_delayed[s] and not need_delays and not need_taus:
+            n = seg_len[s]                        # one arrival step for the whole row: contiguous (SIMD, BLAS)
             gw[w0:w0 + n] += hist_j[base, t0:t0 + n]
             if with_rev:
                 rev += np.dot(w_flat[w0:w0 + n], hist_h[base, t0:t0 + n])
-            if need_delays:
-                for i in range(n):
-                    gd[w0 + i] -= w_flat[w0 + i] * hist_h[base, t0 + i]
-        else:
-            # H at each synapse's own arrival step, gathered into h_buf (a branch-free loop without a reduction)
-            for i in range(n):
-                slot = base + d_flat[w0 + i]          # d <= R - 1, so one subtraction replaces the modulo
-                slot = slot - ring_len if slot >= ring_len else slot
-                gw[w0 + i] += hist_j[slot, t0 + i]
-                h_buf[i] = hist_h[slot, t0 + i]
-            if with_rev:
-                rev += np.dot(w_flat[w0:w0 + n], h_buf[:n])
-            if need_delays:
-                for i in range(n):
-                    gd[w0 + i] -= w_flat[w0 + i] * h_buf[i]
-        if need_taus:
-            for i in range(n):
-                slot = base + d_flat[w0 + i] if seg_delayed[s] else base
-                slot = slot - ring_len if slot >= ring_len else slot
-                ga[t0 + i] += w_flat[w0 + i] * hist_m[slot, t0 + i]
-                gb[t0 + i] += w_flat[w0 + i] * hist_r[slot, t0 + i]
-    return rev
-
-
-@njit(inline="always")
-def _gather_cut(k, w0, t0, n, net, hist_j, hist_h, hist_r, hist_m, gw, gd, ga, gb, cut, need_delays, need_taus):
-    """`_gather` of one delayed segment with mlGeNN's cut step (comparisons only): synapse by synapse, skipping the
-    arrivals the forward pass dropped. Returns the segment's sum w H."""
-    w_flat, d_flat, ring_len = net.w_flat, net.d_flat, net.ring_len
-    base = (k + 1) % ring_len
-    rev = 0.0
-    for i in range(n):
-        idx = w0 + i
-        d = d_flat[idx]
-        if cut >= 0 and k + 1 + d == cut and d > 0:
             continue
-        slot = base + d
-        if slot >= ring_len:
-            slot -= ring_len
-        w = w_flat[idx]
-        h = hist_h[slot, t0 + i]
-        gw[idx] += hist_j[slot, t0 + i]
-        rev += w * h
-        if need_delays:
-            gd[idx] -= w * h
-        if need_taus:
-            ga[t0 + i] += w * hist_m[slot, t0 + i]
-            gb[t0 + i] += w * hist_r[slot, t0 + i]
+        for i in range(seg_len[s]):
+            idx = w0 + i
+            d = d_flat[idx]
+            if cut >= 0 and k + 1 + d == cut and d > 0:
+                continue
+            slot = base + d
+            if slot >= ring_len:
+                slot -= ring_len
+            w = w_flat[idx]
+            h = hist_h[slot, t0 + i]
+            gw[idx] += hist_j[slot, t0 + i]
+            rev += w * h
+            if need_delays:
+                gd[idx] -= w * h
+            if need_taus:
+                ga[t0 + i] += w * hist_m[slot, t0 + i]
+                gb[t0 + i] += w * hist_r[slot, t0 + i]
     return rev
-
-
-# ---- delayed input connections, block by block -------------------------------------------------------------------
-# An input's spikes are known before the trial runs and carry no EventProp jump, so the synapses of a delayed
-# connection out of the input layer need not be visited spike by spike. Both passes take the input events of a
-# block of steps at once and loop target neuron by target neuron: the target's weight and delay rows (transposed,
-# contiguous over sources) and its row of arrivals / history ([neuron, slot], `in_len` slots) stay in L1, instead of
-# one scattered ring access per synapse event. The weight and delay gradients of such a synapse are summed in the same
-# order as spike by spike (reverse time), so they are bit for bit the same.
-
-MIN_INPUT_BLOCK = 64
-
-
-@njit(cache=True)
-def input_blocks(ring_len):
-    """(steps per block, slots of the [neuron, slot] input ring): the arrivals of one block's events fall within
-    block + ring_len - 1 steps of its start, and the ring holds block + ring_len steps."""
-    block = max(ring_len, MIN_INPUT_BLOCK)
-    return block, block + ring_len
-
-
-@njit(cache=True)
-def _transpose_inputs(net, defer):
-    """(offsets [n_din + 1], weights, delays) of the delayed input connections transposed to [target, source]
-    (empty unless defer)."""
-    n_din = len(net.din_w0) if defer else 0
-    n_in = net.n_in
-    din_off = np.zeros(n_din + 1, dtype=np.int64)
-    for c in range(n_din):
-        din_off[c + 1] = din_off[c] + n_in * net.din_len[c]
-    w_t = np.empty(din_off[n_din], dtype=net.w_flat.dtype)
-    d_t = np.empty(din_off[n_din], dtype=net.d_flat.dtype)
-    for c in range(n_din):
-        w0, n_post, off = net.din_w0[c], net.din_len[c], din_off[c]
-        for src in range(n_in):
-            for i in range(n_post):
-                w_t[off + i * n_in + src] = net.w_flat[w0 + src * n_post + i]
-                d_t[off + i * n_in + src] = net.d_flat[w0 + src * n_post + i]
-    return din_off, w_t, d_t
-
-
-@njit(inline="always")
-def _scatter_inputs(k0, ev_lo, ev_hi, in_steps, in_channels, net, din_off, w_t, d_t, ring_in):
-    """Forward: ring_in[target, (s + 1 + d) mod in_len] += w for the input events ev_lo .. ev_hi - 1 (steps s in
-    k0 .. k0 + block - 1) over every delayed input connection (arrivals k0 + 1 .. k0 + block + R - 1)."""
-    in_len = ring_in.shape[1]
-    base0 = k0 % in_len
-    n_in = net.n_in
-    for c in range(len(din_off) - 1):
-        n_post, t0, off = net.din_len[c], net.din_tgt0[c], din_off[c]
-        for i in range(n_post):
-            r0 = off + i * n_in
-            for e in range(ev_lo, ev_hi):
-                src = in_channels[e]
-                slot = base0 + (in_steps[e] - k0) + 1 + d_t[r0 + src]
-                slot = slot - in_len if slot >= in_len else slot
-                ring_in[t0 + i, slot] += w_t[r0 + src]
-
-
-@njit(inline="always")
-def _gather_inputs(k0, ev_lo, ev_hi, in_steps, in_channels, net, din_off, w_t, d_t, hin_j, hin_h, hin_r, hin_m,
-                   gw_t, gd_t, ga, gb, need_delays, need_taus):
-    """Backward: `_gather` of the input events ev_lo .. ev_hi - 1 (steps k0 .. k0 + block - 1, latest first) over
-    every delayed input connection, reading the [neuron, slot] history copies (steps k0 + 1 .. k0 + block + R - 1)."""
-    in_len = hin_j.shape[1]
-    base0 = k0 % in_len
-    n_in = net.n_in
-    for c in range(len(din_off) - 1):
-        n_post, t0, off = net.din_len[c], net.din_tgt0[c], din_off[c]
-        for i in range(n_post):
-            r0 = off + i * n_in
-            n = t0 + i
-            for e in range(ev_hi - 1, ev_lo - 1, -1):
-                src = in_channels[e]
-                slot = base0 + (in_steps[e] - k0) + 1 + d_t[r0 + src]
-                slot = slot - in_len if slot >= in_len else slot
-                gw_t[r0 + src] += hin_j[n, slot]
-                if need_delays:
-                    gd_t[r0 + src] -= w_t[r0 + src] * hin_h[n, slot]
-                if need_taus:
-                    ga[n] += w_t[r0 + src] * hin_m[n, slot]
-                    gb[n] += w_t[r0 + src] * hin_r[n, slot]
-
-
-@njit(inline="always")
-def _fold_input_gradients(net, din_off, gw_t, gd_t, gw, gd):
-    """Add the transposed weight and delay gradients of the delayed input connections into gw, gd."""
-    n_in = net.n_in
-    for c in range(len(din_off) - 1):
-        w0, n_post, off = net.din_w0[c], net.din_len[c], din_off[c]
-        for src in range(n_in):
-            for i in range(n_post):
-                gw[w0 + src * n_post + i] += gw_t[off + i * n_in + src]
-                gd[w0 + src * n_post + i] += gd_t[off + i * n_in + src]
