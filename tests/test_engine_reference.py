@@ -18,11 +18,13 @@ def test_matches_mlgenn(reference_cases, case):
     result = gradcheck(reference_cases, case)
     assert result["hidden_spikes_identical"]
     assert result["max_spike_time_diff_ms"] == 0.0
-    assert result["readout_max_rel_diff"] < 1e-3
-    assert abs(result["loss"] - result["loss_reference"]) < 1e-5
+    # the README's claims: readouts within 1.2e-6 relative (mlGeNN runs in float32), every cosine >= 0.996
+    assert result["readout_max_rel_diff"] < 1.2e-6
+    assert abs(result["loss"] - result["loss_reference"]) < 1e-7
     for key, m in result["matrices"].items():
-        assert m["cosine"] >= 0.99, (key, m)
-    # mlGeNN's output gradient is ~0.96/tau_mem times the true one (CONVENTIONS 'Scale of the gradients')
+        assert m["cosine"] >= 0.996, (key, m)
+    # mlGeNN's output gradient is ~0.96/tau_mem times the true one (its output drive is divided by tau_mem;
+    # tests/data/mlgenn/README.md)
     assert 0.045 < result["matrices"]["dL/dW_ho"]["scale_ratio_ref_over_evprop"] < 0.05
 
 

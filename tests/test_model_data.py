@@ -15,7 +15,8 @@ from conftest import random_inputs, random_network
 
 def test_discretise_matches_mlgenn_constants():
     alpha, beta, g = discretise(20.0, 5.0, 1.0)
-    # CONVENTIONS: IScale = 0.9063462, beta = 0.8187308, alpha = 0.9512294
+    # mlGeNN's constants for dt 1, tau_syn 5, tau_mem 20 (tests/data/mlgenn/README.md): IScale = 0.9063462,
+    # beta = 0.8187308, alpha = 0.9512294
     assert abs(beta - 0.8187308) < 1e-7 and abs(alpha - 0.9512294) < 1e-7
     assert abs(g - (1 - alpha) * 0.9063462) < 1e-8
 
@@ -65,7 +66,8 @@ def test_spec_errors_name_field(build, message):
 
 
 def test_yinyang_matches_published_class_counts():
-    # ../shared/notes/data.md section 4: the regenerated sets equal the published .npy files
+    # class counts of the published Yin-Yang sets (Kriener et al. 2022; train seed 42, test seed 40), which the
+    # regenerated sets reproduce
     _, train_labels = yinyang_numpy(5000, 42)
     _, test_labels = yinyang_numpy(1000, 40)
     assert np.bincount(train_labels).tolist() == [1681, 1702, 1617]

@@ -1,6 +1,7 @@
 """Training-speed benchmark: EventProp against the BPTT-family baselines on an SHD-shaped workload.
 
-Workload (DIGEST 8, seeds 000/003): 700 inputs firing Poisson spikes at 10 Hz (dt = 1 ms), one recurrent hidden
+Workload (the SHD setting of Nowotny et al. 2025 and Meszaros et al. 2025): 700 inputs firing Poisson spikes at 10 Hz
+(dt = 1 ms), one recurrent hidden
 LIF layer (tau_mem 20 ms, tau_syn 5 ms), 20 LI outputs, L_sum_exp cross-entropy ('sum_exp' readout), batch 32,
 Adam. Initial weights: input N(mu, 0.01) with mu tuned by bisection so the hidden layer fires at ~14 Hz (the
 measured rate is reported), recurrent N(0, 0.02), output N(0, 0.03). The delay variants (EventProp only) add
@@ -30,13 +31,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 import tracemalloc
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,6 +50,7 @@ from ..train.engine import backward, forward
 from ..train.losses import get_loss
 from ..train.threads import set_thread_policy, thread_policy, usable_cores
 from ..train.trainer import TrainSettings, make_trainer
+from .measure import machine_info
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class ShdNetwork:
                  Connection("hidden", "hidden", self.w_rec, self.d_rec,
                             MAX_DELAY_STEPS if self.delays == "recurrent" else 0),
                  Connection("hidden", "output", self.w_out))
-        return NetworkSpec(DT_MS, self.steps, layers, conns, "sum_exp")
+        return NetworkSpec(dt_ms=DT_MS, n_steps=self.steps, layers=layers, connections=conns, readout="sum_exp")
 
 
 def hidden_rate_hz(spec: NetworkSpec, data: SpikeData, max_spikes: int) -> float:
@@ -133,31 +134,15 @@ def tune_input_mean(network: ShdNetwork, data: SpikeData, max_spikes: int, targe
 
 # ---- measurements ----
 
-def machine_info() -> dict:
-    import numba
-    import scipy
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable_cores(),
-            "numba_threads": numba.config.NUMBA_NUM_THREADS, "threading_layer": _threading_layer(),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-            "load_average_1min": os.getloadavg()[0], "python": platform.python_version(),
-            "numpy": np.__version__, "numba": numba.__version__,
-            "scipy": scipy.__version__, "platform": platform.platform()}
-
-
-def _threading_layer() -> str | None:
+def thread_info() -> dict:
+    """The threading a measurement ran with: usable cores, numba's threads and layer, OpenMP's wait policy."""
     import numba
     try:
-        return numba.threading_layer()
+        layer = numba.threading_layer()
     except ValueError:          # no parallel kernel has run yet
-        return None
+        layer = None
+    return {"usable_cores": usable_cores(), "numba_threads": numba.config.NUMBA_NUM_THREADS,
+            "threading_layer": layer, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
 
 
 def _timed(fn) -> float:
@@ -258,7 +243,8 @@ def run_bench(hidden: int = 256, delays="none", steps: int = 1000, batch: int = 
             "peak_state_mb": traced_peak_bytes(lambda: run_backward(run_forward())) / 2 ** 20,
             "peak_update_mb": traced_peak_bytes(lambda: trainer.run_epoch(0, data)) / 2 ** 20,
             "peak_state_method": PEAK_METHOD})
-    result.update({"machine": machine_info(), "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    result.update({"machine": {**machine_info(), **thread_info()},
+                   "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     return result
 
 
@@ -313,7 +299,7 @@ def run_suite(hidden: int = 256, steps: int = 1000, batch: int = 32, repeats: in
                             "contention_ratio": auto / one, f"contention_ratio_{cores}_threads": forced / one})
     finally:
         set_thread_policy(previous)
-    return {"suite": summary, "runs": runs, "machine": machine_info(),
+    return {"suite": summary, "runs": runs, "machine": {**machine_info(), **thread_info()},
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -361,6 +347,8 @@ def bench_output_path(out: Path) -> Path:
 
 
 def cmd_bench(args) -> int:
+    if args.seed < 0:
+        raise ValueError(f"--seed {args.seed}: expected an integer >= 0")
     if args.suite:
         result = run_suite(hidden=args.hidden, steps=args.steps, batch=args.batch, repeats=args.repeats,
                            seed=args.seed, max_spikes=args.max_spikes, precision=args.precision,

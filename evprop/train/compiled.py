@@ -101,12 +101,13 @@ class CompiledNetwork:
 
     def clamp_delays(self) -> None:
         """After a delay update: clamp the float delays to [0, max_delay] and refresh the used integer delays
-        (mlGeNN clamps after each optimiser step, CONVENTIONS 'Learned delays')."""
+        (mlGeNN clamps after each optimiser step, docs/architecture.md §7 'Learned delays')."""
         np.clip(self.delay_flat, 0, self.max_delay_flat, out=self.delay_flat)
         self.d_flat[:] = used_delay_steps(self.delay_flat, self.max_delay_flat)
 
     def clamp_taus(self, min_tau_mem: float, min_tau_syn: float) -> None:
-        """After a time-constant update: apply the lower clamps (000 section 4.9: tau_mem >= 3 ms, tau_syn >= 1 ms,
+        """After a time-constant update: apply the lower clamps (Nowotny et al. 2025, section 4.9: tau_mem >= 3 ms,
+        tau_syn >= 1 ms,
         no upper limit) and recompute alpha, beta, g in place."""
         np.maximum(self.tau_mem, min_tau_mem, out=self.tau_mem)
         np.maximum(self.tau_syn, min_tau_syn, out=self.tau_syn)
@@ -118,8 +119,7 @@ class CompiledNetwork:
         for layer in self.spec.neuron_layers:
             sl = self.layer_slices[layer.name]
             layers.append(replace(layer, tau_mem_ms=self.tau_mem[sl].copy(), tau_syn_ms=self.tau_syn[sl].copy()))
-        spec = NetworkSpec(self.spec.dt_ms, self.spec.n_steps, tuple(layers), self.spec.connections,
-                           self.spec.readout)
+        spec = replace(self.spec, layers=tuple(layers))        # every other field (readout_params, ...) kept
         return spec.with_weights(self.per_connection(self.w_flat.copy()), self.per_connection(self.delay_flat.copy()))
 
     @property

@@ -4,7 +4,7 @@
 return the same ones (host numpy arrays, same shapes and dtypes), so the engine can pick either with a `device`
 switch. The equations, the
 in-step order and the ring / history buffers are the CPU kernels' (see the `kernels` module docstring); only the
-parallel decomposition differs (DESIGN section 3). The host loops over time steps and launches, per step:
+parallel decomposition differs (docs/architecture.md §3). The host loops over time steps and launches, per step:
 
 forward, step k
     1. `_fwd_neuron`     one thread per (trial, neuron): J = I + ring[b, k mod R, n], the branch-free update, the

@@ -112,19 +112,6 @@ def spike_inputs(data: SpikeData) -> SpikeInputs:
     return SpikeInputs(steps=data.steps, channels=data.channels, offsets=data.offsets)
 
 
-def state_bounds(spec, data: SpikeData, max_spikes: int = 1000, batch_size: int = 256) -> dict:
-    """{layer name: {'max_abs_arrival', 'max_abs_u', 'max_v', 'max_neg_v'}} of the float network on `data`
-    [V units]: the largest |g*arrivals| in one step, |g*J| (Lava's u), V and -V (before reset) over all samples,
-    steps and neurons."""
-    net = CompiledNetwork.from_spec(spec)
-    worst = np.zeros((net.n_neurons, 4))
-    for start in range(0, len(data), batch_size):
-        batch = data.subset(np.arange(start, min(start + batch_size, len(data))))
-        fwd = forward(net, batch, max_spikes, allow_overflow=True, track_state=True)
-        worst = np.maximum(worst, fwd.state_max.max(axis=0))
-    return {name: dict(zip(("max_abs_arrival", "max_abs_u", "max_v", "max_neg_v"), (float(x) for x in w.max(axis=1))))
-            for name, w in net.per_layer(worst.T).items()}
-
 
 class Gradients(NamedTuple):
     """dL/d(parameter), summed over the batch (the loss's drive already carries the 1/B of the batch mean)."""
@@ -165,7 +152,8 @@ def backward(net: CompiledNetwork, data: SpikeData, fwd: ForwardResult, dl_dv_ou
     grad_w, grad_d_per_ms, grad_alpha, grad_beta = grads
     grad_tau_mem, grad_tau_syn = _tau_gradients(net, grad_w, grad_alpha, grad_beta) if need_taus \
         else (np.zeros(net.n_neurons), np.zeros(net.n_neurons))
-    # the kernel's delay gradient is per ms of delay (003 eq. (6)); delays are parameters in steps of dt
+    # the kernel's delay gradient is per ms of delay (Meszaros et al. 2025, eq. 6); delays are parameters in
+    # steps of dt
     return Gradients(grad_w, grad_d_per_ms * net.spec.dt_ms, grad_tau_mem, grad_tau_syn)
 
 

@@ -6,7 +6,7 @@ The hot loops of training live here and nowhere else. Everything runs on a flatt
 "segments": (first flat weight index, number of targets, first target neuron). The weights of one source
 towards one layer are contiguous (the [pre, post] row), so propagating a spike reads one row.
 
-Forward, per trial, per step k (DESIGN section 2; CONVENTIONS 'Forward pass'):
+Forward, per trial, per step k (docs/architecture.md §2, §7 'Forward pass'):
 
     J_n   = I_n + ring[n, k]                 # arrivals scheduled for step k
     V_n   = alpha_n V_n + g_n J_n
@@ -22,15 +22,18 @@ forward pass:
     Lam_J(k) = g Lam_V(k) + beta Lam_J(k+1)
     dL/dw_mn += Lam_J,m(a)         for each spike of n in step s, arrival a = s + 1 + d_mn
 
-At a stored spike of neuron n in step k the discrete reset carries no gradient; EventProp's jump (DIGEST 3.3 eq. (v);
-CONVENTIONS 'Hidden LIF jump') gives it instead, written in these adjoints (lambda_V = -Lam_V / tau_mem,
+At a stored spike of neuron n in step k the discrete reset carries no gradient; EventProp's jump (Wunderlich & Pehle
+2021, eq. 11;
+docs/architecture.md §7 'Hidden LIF jump') gives it instead, written in these adjoints (lambda_V = -Lam_V / tau_mem,
 lambda_I = -Lam_J / tau_syn relate them to the papers'):
 
     Lam_V(k) = Lam_V^+ + [theta Lam_V^+ + tau_mem,n sum_m w_mn H_m(a)] / (I - V)_stored + spike_jump_n
     H_m(a)   = Lam_V,m(a) / tau_mem,m - Lam_J,m(a) / tau_syn,m          (per-neuron history, length max_delay + 1)
-    dL/dd_mn += -w_mn H_m(a)    [per ms of delay]                       (003 eq. (6): -w (lambda_I - lambda_V))
+    dL/dd_mn += -w_mn H_m(a)    [per ms of delay]                       (Meszaros et al. 2025 eq. (6): -w (lambda_I -
+    lambda_V))
 
-Time constants (000 App. C in discrete form): alpha, beta and g depend on tau_mem and tau_syn, so with the same
+Time constants (Nowotny et al. 2025 App. C in discrete form): alpha, beta and g depend on tau_mem and tau_syn, so
+with the same
 adjoints dL/dalpha = sum_k Lam_V(k) V_{k-1}^+, dL/dbeta = sum_k Lam_J(k) J_{k-1}, dL/dg = sum_k Lam_V(k) J_k. No
 per-step state is stored: J is a sum of arrivals and V^+ a sum of J since the last reset, so the sums regroup into
 backward recursions read at the arrival steps a, exactly like the weight gradient (memory per neuron, not per step):
@@ -67,7 +70,8 @@ def forward_kernel(net, inputs, options):
     empty): also accumulate the weighted-sum readout scores [B, n_out] = sum_k readout_w[k] V_out(k).
 
     current_cut_step: -1 normally; mlGeNN zeroes every synaptic current and delay buffer at the start of the last
-    step (CONVENTIONS 'Last step quirk'); giving that step here reproduces it for comparisons with its output."""
+    step (docs/architecture.md §7 'Last step quirk'); giving that step here reproduces it for comparisons with its
+    output."""
     in_steps, in_channels, in_offsets = inputs.steps, inputs.channels, inputs.offsets
     n_steps, n_in, n_out, ring_len = net.n_steps, net.n_in, net.n_out, net.ring_len
     alpha, beta, g, theta, w_flat = net.alpha, net.beta, net.g, net.theta, net.w_flat
@@ -107,7 +111,7 @@ def forward_kernel(net, inputs, options):
                 slot = k % ring_len
                 if k == current_cut_step:
                     cur[:] = 0.0
-                # neuron update: branch-free, so it vectorises (DESIGN section 2 step)
+                # neuron update: branch-free, so it vectorises (docs/architecture.md §2)
                 row = ring[slot]
                 if track_state:
                     for n in range(n_neurons):
@@ -185,9 +189,10 @@ def backward_kernel(net, inputs, tape, drive, options):
     drive.dl_dv_out [B, T, n_out] is the loss's
     derivative with respect to each output voltage (already divided by the batch size), or [B, 0, n_out] with the
     same drive in separable form, readout_w[k] * dl_dscore[b, j] (weighted-sum readouts); spike_jump [B, n] is added
-    to Lam_V at each taped spike of neuron n (the spike-count regulariser's heuristic, DIGEST 3.8); tape_dl_dt
+    to Lam_V at each taped spike of neuron n (the spike-count regulariser's heuristic, Nowotny et al. 2025, eq. 7);
+    tape_dl_dt
     [B, C] (or [B, 0]: none) is a spike-time loss's dl_p/dt_k [per ms] of each taped spike, entering the jump as
-    -tau_mem dl_p/dt_k / (I - V) (DIGEST 3.3 eq. (v): a later spike by dt_k = -dV / Vdot^-).
+    -tau_mem dl_p/dt_k / (I - V) (Wunderlich & Pehle 2021, eq. 11: a later spike by dt_k = -dV / Vdot^-).
     Returns KernelGradients (dL/dw, dL/dd [per ms of delay], each [n_weights]; dL/dalpha, dL/dbeta, each
     [n_neurons]), summed over the batch; the delay gradient stays zero unless need_delays, alpha/beta unless
     need_taus (less work per spike)."""
