@@ -8,8 +8,8 @@ the kernels' barriers: with one of 2 cores taken, 2 threads trained at 0.58x of 
   OMP_WAIT_POLICY when it starts, so it is set to "passive" at import unless the user set it. A kernel call is tens
   of milliseconds, so waking the threads (microseconds) costs nothing measurable when the machine is idle.
 * each kernel call uses only the cores nobody else is running on: the usable cores (os.sched_getaffinity) minus the
-  other runnable tasks at this moment (the kernel's count in /proc/loadavg, which includes this thread), at least
-  one. Evaluated per call, so a run picks its threads up again when the other job ends.
+  runnable tasks of other processes at this moment (the kernel's count in /proc/loadavg minus this process's
+  running threads), at least one. Evaluated per call, so a run picks its threads up again when the other job ends.
 
 The batch is still split into the same fixed chunks (engine.n_chunks_for: from the usable cores, not from the
 threads chosen), so results do not depend on the load, only on the machine, as before.
@@ -32,15 +32,34 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def other_runnable_tasks(path: str = "/proc/loadavg") -> int | None:
-    """Tasks runnable right now besides the calling thread (field 4 of /proc/loadavg, 'running/total'), or None
-    where the file does not exist (not Linux)."""
+def own_running_threads() -> int:
+    """Threads of this process running or runnable right now (state R in /proc/self/task/*/stat), at least 1 (the
+    caller): kernel threads still finishing the last call are not someone else's load."""
+    count = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 1
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/stat") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        count += state == "R"
+    return max(1, count)
+
+
+def other_runnable_tasks(path: str = "/proc/loadavg", own: int | None = None) -> int | None:
+    """Tasks of other processes runnable right now: field 4 of /proc/loadavg ('running/total') minus this
+    process's running threads (`own`, default own_running_threads()); None where the file does not exist (not
+    Linux)."""
     try:
         with open(path) as handle:
             running = int(handle.read().split()[3].split("/")[0])
     except (OSError, IndexError, ValueError):
         return None
-    return max(0, running - 1)
+    return max(0, running - (own_running_threads() if own is None else own))
 
 
 def free_cores() -> int:
