@@ -1,8 +1,8 @@
 """Does snnTorch / Norse run `evprop export RUN --format nir --for LIBRARY` as trained? On a trained default run
 (configs/default.toml: Yin-Yang, 5 inputs -> 200 recurrent LIF -> 3 LI, dt 0.5 ms, 80 steps), every test sample
 goes through evprop's training engine (float64) and through the library's own NIR importer and step (torch
-float32, and again with its parameters and state in float64; all samples as one batch); writes benchmarks/nir_importers.json: hidden spikes compared entry by entry,
-the largest readout difference, and both test accuracies (95% Wilson intervals) with their agreement.
+float32, and again with its parameters and state in float64; all samples as one batch); writes
+benchmarks/nir_importers.json: hidden spikes compared entry by entry, the largest readout difference, and both test accuracies (95% Wilson intervals) with their agreement.
 
 Needs torch, snntorch 1.0.0, norse 1.1.0, nirtorch 2.6 (the [importers] extra); measured on Python 3.11:
 
@@ -64,6 +64,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=ROOT / "runs" / "nir_importers")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "nir_importers.json")
+    parser.add_argument("--note", default="", help="stored with the result: what the run is")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     from evprop.export.nir_targets import IMPORTERS
@@ -82,7 +83,7 @@ def main():
     rows = [measure(args.run, target, float64, spec, data, spikes_ev, fwd.v_out)
             for target in IMPORTERS for float64 in (False, True)]
     result = {"what": "trained configs/default.toml run, test split, evprop training engine vs the library's "
-                      "NIR importer on `evprop export --for LIBRARY`", "samples": len(data.labels),
+                      "NIR importer on `evprop export --for LIBRARY`", "note": args.note, "samples": len(data.labels),
               "n_steps": spec.n_steps, "dt_ms": spec.dt_ms, "python": platform.python_version(),
               "versions": {p: version(p) for p in PACKAGES}, "libraries": rows}
     args.out.write_text(json.dumps(result, indent=2) + "\n")

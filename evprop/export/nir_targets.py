@@ -146,9 +146,9 @@ def _load_norse(graph: nir.NIRGraph, dt_s: float, float64: bool):
 
 SNNTORCH = EulerImporter(
     name="snntorch", version="1.0.0", fixed_dt_s=1e-4, unit_gains=True, relay_recurrence=True,
-    how_to_run="snntorch.import_nir.import_from_nir(nir.read(path)); call model(x_t) once per step with "
-               "x_t [batch, n_in] (state lives in the modules: snntorch.utils.reset between samples); "
-               "readout voltage: model.<readout>.mem after each call",
+    how_to_run="snntorch.import_nir.import_from_nir(nir.read(path)); out, state = model(x_t, state) once per "
+               "step, x_t [batch, n_in] (the recurrent input travels in state; the neurons also keep state "
+               "inside the modules: import afresh for a new batch); readout voltage: model.<readout>.mem",
     load=_load_snntorch, voltage=lambda module, result: module.mem)
 NORSE = EulerImporter(
     name="norse", version="1.1.0", fixed_dt_s=None, unit_gains=False, relay_recurrence=False,
