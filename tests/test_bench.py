@@ -52,7 +52,7 @@ def test_delays_only_for_eventprop_and_cli(tmp_path, capsys, monkeypatch):
     with pytest.raises(ValueError, match="only supported by eventprop"):
         run_bench(hidden=8, steps=20, batch=2, algorithm="bptt", delays=True)
     result = run_bench(hidden=8, steps=160, batch=2, delays=True, repeats=1, measure_memory=False)
-    assert result["delays"] and result["samples_per_s"] > 0
+    assert result["delays"] == "ff" and result["samples_per_s"] > 0
     parser = argparse.ArgumentParser()
     add_bench_arguments(parser)
     out = tmp_path / "bench.jsonl"
@@ -62,3 +62,22 @@ def test_delays_only_for_eventprop_and_cli(tmp_path, capsys, monkeypatch):
     printed = json.loads(capsys.readouterr().out)
     assert printed["algorithm"] == "slayer" and json.loads(out.read_text().splitlines()[-1]) == printed
     assert str(bench_output_path(__import__("pathlib").Path("r.jsonl"))) == "benchmarks/r.jsonl"
+
+
+def test_suite_reports_delay_thread_and_contention_ratios():
+    """One tiny suite run: every configuration measured, each ratio the quotient of the rates it names."""
+    from evprop.pipeline.bench import run_suite
+    from evprop.train.threads import thread_policy
+    out = run_suite(hidden=16, steps=160, batch=4, repeats=1, contend=1)
+    summary, runs = out["suite"], out["runs"]
+    cores = out["machine"]["usable_cores"]
+    assert [(r["delays"], r["threads"], r["busy_processes"]) for r in runs] == \
+        [("none", "auto", 0), ("ff", "auto", 0), ("recurrent", "auto", 0), ("none", 1, 0), ("none", cores, 0),
+         ("none", "auto", 1), ("none", cores, 1)]
+    rates = [r["samples_per_s"] for r in runs]
+    assert summary["delay_ratio_ff"] == rates[1] / rates[0] and summary["delay_ratio_recurrent"] == rates[2] / rates[0]
+    assert summary["thread_scaling"] == rates[4] / rates[3]
+    assert summary["contention_ratio"] == rates[5] / rates[3]
+    assert summary[f"contention_ratio_{cores}_threads"] == rates[6] / rates[3]
+    assert thread_policy() == "auto"                                # restored
+    assert len({r["input_weight_mean"] for r in runs if r["delays"] == "none"}) == 1    # tuned once per kind

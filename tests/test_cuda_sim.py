@@ -149,7 +149,7 @@ def test_matches_cpu_kernels(max_delay, cut, compact, with_dl_dt, need_delays, n
     spec, data, net = _case(max_delay)
     fargs = _forward_args(spec, data, net, cut, compact)
     cpu, gpu = forward_kernel(*fargs), forward_cuda(*fargs)
-    assert cpu.spike_count.sum() >= 30 and cpu.spike_count[:, :6].max() >= 3      # the hidden layer is active (several spikes)
+    assert cpu.spike_count.sum() >= 30 and cpu.spike_count[:, :6].max() >= 3   # the hidden layer: several spikes
     _check_forward(cpu, gpu, 1e-12)
     drive_cpu, drive_gpu = _drive(spec, net, cpu, gpu, compact, with_dl_dt)
     ref = backward_kernel(*_backward_args(spec, data, net, cpu, drive_cpu, cut, need_delays, need_taus))

@@ -173,3 +173,21 @@ def test_silent_neurons_are_rescued_and_schedule_eases_in():
     for epoch, acc in enumerate([0.5, 0.6, 0.7, 0.8, 0.2, 0.2]):
         schedule.end_epoch(epoch, {"validation_accuracy": acc})
     assert schedule.factor(0) == 0.5                      # accuracy dropped: fast EMA below slow EMA
+
+
+def test_free_cores_from_the_run_queue(tmp_path, monkeypatch):
+    """threads.free_cores: usable cores minus the runnable tasks of other processes (/proc/loadavg's
+    'running/total' field minus this process's running threads), at least 1; a bad policy is refused."""
+    from evprop.train import threads
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("0.50 0.40 0.30 3/120 4242\n")
+    assert threads.other_runnable_tasks(str(loadavg), own=1) == 2
+    assert threads.other_runnable_tasks(str(loadavg), own=5) == 0
+    assert threads.other_runnable_tasks(str(tmp_path / "missing")) is None
+    assert threads.own_running_threads() >= 1          # this test's thread is running
+    monkeypatch.setattr(threads, "usable_cores", lambda: 16)
+    for running, free in ((1, 16), (3, 14), (40, 1)):
+        monkeypatch.setattr(threads, "other_runnable_tasks", lambda running=running: running - 1)
+        assert threads.free_cores() == free
+    with pytest.raises(ValueError, match="expected 'auto'"):
+        threads.set_thread_policy(0)

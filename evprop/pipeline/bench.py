@@ -4,8 +4,9 @@ Workload (the SHD setting of Nowotny et al. 2025 and Meszaros et al. 2025): 700 
 (dt = 1 ms), one recurrent hidden
 LIF layer (tau_mem 20 ms, tau_syn 5 ms), 20 LI outputs, L_sum_exp cross-entropy ('sum_exp' readout), batch 32,
 Adam. Initial weights: input N(mu, 0.01) with mu tuned by bisection so the hidden layer fires at ~14 Hz (the
-measured rate is reported), recurrent N(0, 0.02), output N(0, 0.03). The delay variant (EventProp only) adds
-learned feed-forward delays U(0, 150) ms, max_delay 150 steps, learned with their own Adam.
+measured rate is reported), recurrent N(0, 0.02), output N(0, 0.03). The delay variants (EventProp only) add
+learned delays U(0, 150) ms, max_delay 150 steps, learned with their own Adam: on the feed-forward input->hidden
+connection ('ff') or on the recurrent hidden->hidden one ('recurrent').
 
 Reported per configuration (one JSON-able dict):
     samples_per_s           batch / median time of one whole update (forward + loss + backward + Adam), i.e. one
@@ -17,15 +18,25 @@ Reported per configuration (one JSON-able dict):
                             capacity (and only the output traces grow with T)
     peak_update_mb          the same over the whole update (adds the Adam step's temporaries, O(parameters))
 Warm-up (numba compilation, first-touch allocations) is one update that is not timed.
+
+`run_suite` (`evprop bench --suite`) measures in one run what a busy machine and delays cost: samples/s without
+delays, with ff and with recurrent delays (the delay ratios: with / without), with 1 and with all usable threads
+(the scaling), and the same again while a busy process (`--contend N`: N processes spinning like
+`yes > /dev/null`, started and stopped by the bench) takes cores: the contention ratio is samples/s under
+contention with the default thread policy (evprop/train/threads.py) over samples/s of one thread alone.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import statistics
+import subprocess
+import sys
 import time
 import tracemalloc
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,6 +48,7 @@ from ..model.spec import Connection, InputLayer, LIFLayer, LILayer, NetworkSpec
 from ..train.baselines import ALGORITHMS, DEFAULT_SURROGATE_BETA, dense_backward, dense_forward
 from ..train.engine import backward, forward
 from ..train.losses import get_loss
+from ..train.threads import set_thread_policy, thread_policy, usable_cores
 from ..train.trainer import TrainSettings, make_trainer
 from .measure import machine_info
 
@@ -47,6 +59,7 @@ INPUT_RATE_HZ = 10.0
 TARGET_RATE_HZ = 14.0
 TAU_MEM_MS, TAU_SYN_MS, DT_MS = 20.0, 5.0, 1.0
 MAX_DELAY_STEPS = 150
+DELAY_KINDS = ("none", "ff", "recurrent")
 BENCH_ALGORITHMS = ("eventprop",) + ALGORITHMS
 BENCH_DIR = Path("benchmarks")
 PEAK_METHOD = ("tracemalloc peak (numpy, scipy and numba allocations); peak_state_mb: forward + loss + backward "
@@ -66,22 +79,33 @@ def poisson_batch(batch: int, steps: int, rng: np.random.Generator, rate_hz: flo
     return SpikeData.from_event_lists(N_INPUTS, steps, events, rng.integers(0, N_OUTPUTS, batch))
 
 
-class ShdNetwork:
-    """The benchmark network with fixed random draws; only the input weight mean changes (`spec(mu)`)."""
+def delay_kind(delays) -> str:
+    """'none', 'ff' or 'recurrent' from a DELAY_KINDS name or a bool (True: 'ff', as before)."""
+    kind = {False: "none", True: "ff"}.get(delays, delays) if isinstance(delays, bool) else delays
+    if kind not in DELAY_KINDS:
+        raise ValueError(f"bench: delays '{delays}' unknown, expected one of {DELAY_KINDS}")
+    return kind
 
-    def __init__(self, hidden: int, steps: int, delays: bool, rng: np.random.Generator):
-        self.hidden, self.steps, self.delays = hidden, steps, delays
+
+class ShdNetwork:
+    """The benchmark network with fixed random draws; only the input weight mean changes (`spec(mu)`).
+    delays: 'none', 'ff' (input->hidden) or 'recurrent' (hidden->hidden), U(0, MAX_DELAY_STEPS) steps."""
+
+    def __init__(self, hidden: int, steps: int, delays, rng: np.random.Generator):
+        self.hidden, self.steps, self.delays = hidden, steps, delay_kind(delays)
         self.z_in = rng.normal(0.0, 0.01, (N_INPUTS, hidden))
         self.w_rec = rng.normal(0.0, 0.02, (hidden, hidden))
         self.w_out = rng.normal(0.0, 0.03, (hidden, N_OUTPUTS))
-        self.d_in = rng.uniform(0.0, MAX_DELAY_STEPS, (N_INPUTS, hidden)) if delays else None
+        self.d_in = rng.uniform(0.0, MAX_DELAY_STEPS, (N_INPUTS, hidden)) if self.delays == "ff" else None
+        self.d_rec = rng.uniform(0.0, MAX_DELAY_STEPS, (hidden, hidden)) if self.delays == "recurrent" else None
 
     def spec(self, input_mean: float) -> NetworkSpec:
         layers = (InputLayer("input", N_INPUTS), LIFLayer("hidden", self.hidden, TAU_MEM_MS, TAU_SYN_MS),
                   LILayer("output", N_OUTPUTS, TAU_MEM_MS, TAU_SYN_MS))
         conns = (Connection("input", "hidden", input_mean + self.z_in, self.d_in,
-                            MAX_DELAY_STEPS if self.delays else 0),
-                 Connection("hidden", "hidden", self.w_rec),
+                            MAX_DELAY_STEPS if self.delays == "ff" else 0),
+                 Connection("hidden", "hidden", self.w_rec, self.d_rec,
+                            MAX_DELAY_STEPS if self.delays == "recurrent" else 0),
                  Connection("hidden", "output", self.w_out))
         return NetworkSpec(dt_ms=DT_MS, n_steps=self.steps, layers=layers, connections=conns, readout="sum_exp")
 
@@ -109,6 +133,17 @@ def tune_input_mean(network: ShdNetwork, data: SpikeData, max_spikes: int, targe
 
 
 # ---- measurements ----
+
+def thread_info() -> dict:
+    """The threading a measurement ran with: usable cores, numba's threads and layer, OpenMP's wait policy."""
+    import numba
+    try:
+        layer = numba.threading_layer()
+    except ValueError:          # no parallel kernel has run yet
+        layer = None
+    return {"usable_cores": usable_cores(), "numba_threads": numba.config.NUMBA_NUM_THREADS,
+            "threading_layer": layer, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+
 
 def _timed(fn) -> float:
     t0 = time.perf_counter()
@@ -152,14 +187,16 @@ def traced_peak_bytes(fn) -> int:
     return peak
 
 
-def run_bench(hidden: int = 256, delays: bool = False, steps: int = 1000, batch: int = 32,
+def run_bench(hidden: int = 256, delays="none", steps: int = 1000, batch: int = 32,
               algorithm: str = "eventprop", repeats: int = 3, seed: int = 0, max_spikes: int = 100,
               input_mean: float | None = None, surrogate_beta: float = DEFAULT_SURROGATE_BETA,
               measure_memory: bool = True, precision: str = "float32") -> dict:
-    """Benchmark one configuration (module docstring); returns one JSON-able dict."""
+    """Benchmark one configuration (module docstring); returns one JSON-able dict. delays: 'none', 'ff',
+    'recurrent' (or a bool: True is 'ff')."""
     if algorithm not in BENCH_ALGORITHMS:
         raise ValueError(f"bench: algorithm '{algorithm}' unknown, expected one of {BENCH_ALGORITHMS}")
-    if delays and algorithm != "eventprop":
+    delays = delay_kind(delays)
+    if delays != "none" and algorithm != "eventprop":
         raise ValueError(f"bench: delays are only supported by eventprop, not '{algorithm}'")
     if repeats < 1 or hidden < 1 or steps < 1 or batch < 1:
         raise ValueError("bench: hidden, steps, batch and repeats must be >= 1")
@@ -173,7 +210,8 @@ def run_bench(hidden: int = 256, delays: bool = False, steps: int = 1000, batch:
     log.info("bench %s hidden=%d steps=%d: input mean %.5f -> hidden rate %.2f Hz", algorithm, hidden, steps,
              input_mean, rate)
     # precision applies to eventprop's kernels; the numpy baselines compute in float64 whatever it says
-    settings = TrainSettings(batch_size=batch, learning_rate=1e-3, delay_learning_rate=0.1 if delays else 0.0,
+    settings = TrainSettings(batch_size=batch, learning_rate=1e-3,
+                             delay_learning_rate=0.1 if delays != "none" else 0.0,
                              max_spikes=max_spikes, seed=seed, precision=precision)
     trainer = make_trainer(network.spec(input_mean), replace(settings, algorithm=algorithm,
                                                            surrogate_beta=surrogate_beta))
@@ -188,6 +226,7 @@ def run_bench(hidden: int = 256, delays: bool = False, steps: int = 1000, batch:
         backward_s.append(_timed(lambda: run_backward(holder["fwd"])))
     result = {
         "algorithm": algorithm, "hidden": hidden, "steps": steps, "batch": batch, "delays": delays,
+        "threads": thread_policy(),
         "repeats": repeats, "seed": seed, "precision": precision if algorithm == "eventprop" else "float64",
         "samples_per_s": batch / statistics.median(update_s),
         "forward_samples_per_s": batch / statistics.median(forward_s),
@@ -204,16 +243,92 @@ def run_bench(hidden: int = 256, delays: bool = False, steps: int = 1000, batch:
             "peak_state_mb": traced_peak_bytes(lambda: run_backward(run_forward())) / 2 ** 20,
             "peak_update_mb": traced_peak_bytes(lambda: trainer.run_epoch(0, data)) / 2 ** 20,
             "peak_state_method": PEAK_METHOD})
-    result.update({"machine": machine_info(), "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    result.update({"machine": {**machine_info(), **thread_info()},
+                   "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     return result
+
+
+# ---- one run: delays, threads, a busy machine ----
+
+@contextmanager
+def busy_processes(count: int):
+    """`count` processes spinning on a core each (like `yes > /dev/null`) while the block runs; killed after."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        time.sleep(0.5)                                     # let them start spinning
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def run_suite(hidden: int = 256, steps: int = 1000, batch: int = 32, repeats: int = 3, seed: int = 0,
+              max_spikes: int = 100, precision: str = "float32", contend: int = 1) -> dict:
+    """EventProp samples/s in one run (module docstring): without delays, with ff and recurrent delays (default
+    thread policy), with 1 and with all usable threads, and, with `contend` busy processes running, with the
+    default policy and with all threads. Returns {'summary': ratios, 'runs': [run_bench dicts], machine, time}."""
+    if contend < 0:
+        raise ValueError(f"bench: --contend {contend}, expected a number of busy processes >= 0")
+    previous, cores, means, runs = thread_policy(), usable_cores(), {}, []
+
+    def measure(kind: str, threads, busy: int) -> float:
+        set_thread_policy(threads)
+        result = run_bench(hidden=hidden, delays=kind, steps=steps, batch=batch, repeats=repeats, seed=seed,
+                           max_spikes=max_spikes, input_mean=means.get(kind), measure_memory=False,
+                           precision=precision)
+        means[kind] = result["input_weight_mean"]
+        result["busy_processes"] = busy
+        runs.append(result)
+        log.info("bench delays=%s threads=%s busy=%d: %.1f samples/s", kind, threads, busy,
+                 result["samples_per_s"])
+        return result["samples_per_s"]
+
+    try:
+        idle = {kind: measure(kind, "auto", 0) for kind in DELAY_KINDS}
+        one, every = measure("none", 1, 0), measure("none", cores, 0)
+        summary = {"samples_per_s": idle, "delay_ratio_ff": idle["ff"] / idle["none"],
+                   "delay_ratio_recurrent": idle["recurrent"] / idle["none"],
+                   "samples_per_s_1_thread": one, f"samples_per_s_{cores}_threads": every,
+                   "thread_scaling": every / one}
+        if contend:
+            with busy_processes(contend):
+                auto, forced = measure("none", "auto", contend), measure("none", cores, contend)
+            summary.update({"busy_processes": contend, "contended_samples_per_s": auto,
+                            f"contended_samples_per_s_{cores}_threads": forced,
+                            "contention_ratio": auto / one, f"contention_ratio_{cores}_threads": forced / one})
+    finally:
+        set_thread_policy(previous)
+    return {"suite": summary, "runs": runs, "machine": {**machine_info(), **thread_info()},
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 # ---- command line (the lead wires these into evprop/pipeline/cli.py) ----
 
+def _threads_arg(text: str):
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"bench: --threads {text}, expected 'auto' or an integer >= 1")
+    return value
+
+
 def add_bench_arguments(parser) -> None:
     parser.add_argument("--hidden", type=int, default=256, help="hidden recurrent LIF neurons (default 256)")
-    parser.add_argument("--delays", action="store_true",
-                        help="learned feed-forward delays U(0, 150) ms (eventprop only)")
+    parser.add_argument("--delays", nargs="?", const="ff", default="none", choices=DELAY_KINDS,
+                        help="learned delays U(0, 150) ms on the feed-forward ('ff', the default of a bare --delays) "
+                             "or the recurrent connection (eventprop only)")
+    parser.add_argument("--threads", default="auto",
+                        help="kernel threads: 'auto' (the free cores, default) or a number")
+    parser.add_argument("--suite", action="store_true",
+                        help="one run of everything: no / ff / recurrent delays, 1 vs all threads, and with "
+                             "--contend busy processes (eventprop; prints the ratios)")
+    parser.add_argument("--contend", type=int, default=1,
+                        help="with --suite: busy processes started to take cores (default 1; 0: none)")
     parser.add_argument("--steps", type=int, default=1000, help="time steps of 1 ms (default 1000)")
     parser.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
     parser.add_argument("--algorithm", choices=BENCH_ALGORITHMS, default="eventprop")
@@ -234,9 +349,19 @@ def bench_output_path(out: Path) -> Path:
 def cmd_bench(args) -> int:
     if args.seed < 0:
         raise ValueError(f"--seed {args.seed}: expected an integer >= 0")
-    result = run_bench(hidden=args.hidden, delays=args.delays, steps=args.steps, batch=args.batch,
-                       algorithm=args.algorithm, repeats=args.repeats, seed=args.seed, max_spikes=args.max_spikes,
-                       precision=args.precision)
+    if args.suite:
+        result = run_suite(hidden=args.hidden, steps=args.steps, batch=args.batch, repeats=args.repeats,
+                           seed=args.seed, max_spikes=args.max_spikes, precision=args.precision,
+                           contend=args.contend)
+    else:
+        previous = thread_policy()
+        set_thread_policy(_threads_arg(str(args.threads)))
+        try:
+            result = run_bench(hidden=args.hidden, delays=args.delays, steps=args.steps, batch=args.batch,
+                               algorithm=args.algorithm, repeats=args.repeats, seed=args.seed,
+                               max_spikes=args.max_spikes, precision=args.precision)
+        finally:
+            set_thread_policy(previous)
     line = json.dumps(result, separators=(",", ":"))
     print(line if args.json else json.dumps(result, indent=2))
     if args.out is not None:

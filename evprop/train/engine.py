@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -13,6 +12,7 @@ from ..model.spec import discretise_backward
 from .compiled import CompiledNetwork
 from .kernel_args import BackwardDrive, BackwardOptions, ForwardOptions, SpikeInputs, SpikeTape
 from .kernels import OVERFLOW_NONE, backward_kernel, forward_kernel
+from .threads import usable_cores, use_kernel_threads
 
 NO_CUT = -1
 
@@ -27,12 +27,14 @@ def _kernels(net: CompiledNetwork):
     if net.device == "cuda":
         from .cuda_kernels import backward_cuda, forward_cuda      # numba.cuda only when asked for
         return forward_cuda, backward_cuda
+    use_kernel_threads()        # the free cores of this moment (evprop/train/threads.py)
     return forward_kernel, backward_kernel
 
 
 def n_chunks_for(batch_size: int) -> int:
-    """Parallel chunks of a batch: one per core (fixed, so results do not depend on scheduling)."""
-    return max(1, min(batch_size, os.cpu_count() or 1))
+    """Parallel chunks of a batch: one per usable core (fixed, so results depend neither on scheduling nor on how
+    many threads the load leaves free)."""
+    return max(1, min(batch_size, usable_cores()))
 
 
 @dataclass(frozen=True, eq=False)

@@ -52,6 +52,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import threads  # noqa: F401  (sets OMP_WAIT_POLICY before numba starts its threads)
 from .kernel_args import ForwardArrays, KernelGradients, SpikeTape
 
 OVERFLOW_NONE = -1
