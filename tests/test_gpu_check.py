@@ -17,8 +17,8 @@ def _run(simulator: bool):
     if simulator:
         env["NUMBA_ENABLE_CUDASIM"] = "1"
     # a budget no tiny run reaches, even on a loaded machine: every measurement is made
-    proc = subprocess.run(["bash", str(SCRIPT), "--tiny", "--budget-s", "3000"], cwd="/", env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(["bash", str(SCRIPT), "--tiny", "--budget-s", "3000"], cwd="/", env=env,
+                          capture_output=True, text=True, timeout=1800)
     return proc.returncode, json.loads(proc.stdout), proc.stderr
 
 
