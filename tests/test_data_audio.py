@@ -1,6 +1,5 @@
 """Cochlear front end: filter bank, tone selectivity, speed, SHD-format output, sources, raster."""
 
-import time
 import warnings
 
 import numpy as np
@@ -46,19 +45,6 @@ def test_tone_drives_the_channels_near_its_frequency():
         assert counts[np.abs(np.arange(64) - best) > 10].sum() < 0.05 * counts.sum()
         assert np.all(np.diff(times) >= 0) and times.max() < 500.0
     assert len(cochlea_spikes(np.zeros(8000), FS, fe)[0]) == 0
-
-
-def test_front_end_speed_700_channels():
-    rng = np.random.default_rng(0)
-    t = np.arange(2 * FS) / FS
-    signal = np.sin(2 * np.pi * (200 + 1500 * t) * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) \
-        + 0.05 * rng.standard_normal(len(t))
-    cochlea_spikes(signal[:800], FS)                                         # compile
-    start = time.perf_counter()
-    times, _ = cochlea_spikes(signal, FS)
-    factor = 2.0 / (time.perf_counter() - start)
-    print(f"front end: 700 channels, {factor:.1f}x faster than real time, {len(times)} spikes in 2 s")
-    assert factor > 2.0       # loose; measured ~10x on one core of the dev machine
 
 
 def write_wav(path, signal, fs=22050):
