@@ -112,20 +112,22 @@ def lif_step(u: np.ndarray, v: np.ndarray, a_in: np.ndarray, du_keep: np.ndarray
 
 
 def emulate(fp: FixedPointSpec, data, record_hidden: bool = True, chunk: int = CHUNK_SAMPLES,
-            record_tape: bool = False) -> EmulatorResult:
+            record_tape: bool = False, resets: dict | None = None) -> EmulatorResult:
     """Run `fp` on every sample of `data` (SpikeData) with Lava's integer arithmetic; state starts at zero for
-    every sample. Steps: data.n_steps."""
+    every sample. Steps: data.n_steps. resets: None, or {layer name: bool [n_steps]}: zero the layer's u and v at
+    the start of these steps, before the step's input is added (Lava's LIFReset, which netx builds for
+    `Network(reset_interval=...)`; pending synaptic messages are kept)."""
     if data.n_channels != fp.input_size:
         raise ValueError(f"emulate: data has {data.n_channels} input channels, network input "
                          f"'{fp.input_name}' has {fp.input_size}")
-    parts = [_emulate_chunk(fp, input_raster(data, lo, min(lo + chunk, len(data))), record_hidden, record_tape, lo)
-             for lo in range(0, len(data), chunk)] \
-        or [_emulate_chunk(fp, input_raster(data, 0, 0), record_hidden, record_tape, 0)]
+    parts = [_emulate_chunk(fp, input_raster(data, lo, min(lo + chunk, len(data))), record_hidden, record_tape, lo,
+                            resets) for lo in range(0, len(data), chunk)] \
+        or [_emulate_chunk(fp, input_raster(data, 0, 0), record_hidden, record_tape, 0, resets)]
     return _concat(fp, parts)
 
 
 def _emulate_chunk(fp: FixedPointSpec, raster: np.ndarray, record_hidden: bool, record_tape: bool = False,
-                   first_sample: int = 0) -> dict:
+                   first_sample: int = 0, resets: dict | None = None) -> dict:
     n_batch, n_steps, _ = raster.shape
     offsets = np.cumsum([0] + [layer.size for layer in fp.layers])
     tape = {key: [] for key in ("sample", "step", "neuron", "u", "v")}
@@ -155,6 +157,9 @@ def _emulate_chunk(fp: FixedPointSpec, raster: np.ndarray, record_hidden: bool, 
             slot[:] = 0
             events["msg"][layer.name] += (np.abs(message) > MESSAGE_MAX).sum(axis=1)
             name = layer.name
+            if resets is not None and resets[name][k]:
+                u[name][:] = 0
+                v[name][:] = 0
             u[name], v[name], s, wrapped, saturated, v_before = lif_step(
                 u[name], v[name], message.astype(np.int32), du_keep[name], dv_keep[name], layer.vth << VTH_SHIFT)
             active += ((u[name] != 0) | (v_before != 0)).sum(axis=1)

@@ -33,6 +33,7 @@ import numpy as np
 
 from evprop.model.spec import LIFLayer, LILayer, NetworkSpec, discretise, used_delay_steps
 
+from .profiles import get_profile
 from .spec import (ACT_SHIFT, DECAY_BITS, DECAY_MAX, DECAY_UNITY, DM_OFFSET, DS_OFFSET, HEADROOM_BITS, LI_HEADROOM_BITS,
                    MAX_DELAY, MESSAGE_MAX, SIGN_MODES, UV_BITS, UV_HALF, V_MAX, VTH_BITS, VTH_MAX, VTH_SHIFT,
                    WEIGHT_BITS, WEIGHT_EXP_MAX, WEIGHT_EXP_MIN, FixedConnection, FixedLayer, FixedPointSpec)
@@ -189,6 +190,23 @@ def choose_v_lsb(layer, units: dict, arrival_bound: float, max_abs_u: float, max
     return 2.0 ** highest, {name: lu - highest - ACT_SHIFT for name, lu in log_units.items()}, ["unsatisfiable"]
 
 
+def fixed_exponent_v_lsb(layer, unit: float, weight_exp: int, arrival_bound: float, max_abs_u: float,
+                         max_abs_v: float) -> tuple:
+    """`choose_v_lsb` for a profile with one fixed weight exponent (`QuantiseProfile.weight_exp`): v_lsb =
+    unit / 2**(weight_exp + 6), so the weights use the full 8 bits. If that breaks a constraint of `choose_v_lsb`,
+    the unit is coarsened an octave at a time (fewer weight levels; the report's rounding error shows it).
+    Returns (v_lsb, the constraints that made the unit coarser, or ['weight_exp_fixed'] if none did)."""
+    finest = int(round(np.log2(unit))) - ACT_SHIFT - weight_exp
+    for m in range(finest, finest + UV_BITS):
+        if all(_checks_at(layer, 2.0 ** m, arrival_bound, max_abs_u, max_abs_v).values()):
+            if m == finest:
+                return 2.0 ** m, ["weight_exp_fixed"]
+            finer = _checks_at(layer, 2.0 ** (m - 1), arrival_bound, max_abs_u, max_abs_v)
+            return 2.0 ** m, [name for name, ok in finer.items() if not ok]
+    raise ValueError(f"layer '{layer.name}': no weight unit with weight exponent {weight_exp} keeps the threshold, "
+                     f"messages and state within the target's integer widths")
+
+
 def _checks_at(layer, v_lsb, arrival_bound, max_abs_u, max_abs_v) -> dict:
     """Which constraints of `choose_v_lsb` hold at this v_lsb."""
     v_limit = 2.0 ** (UV_BITS - 1 - (LI_HEADROOM_BITS if isinstance(layer, LILayer) else HEADROOM_BITS))
@@ -204,7 +222,7 @@ def _checks_at(layer, v_lsb, arrival_bound, max_abs_u, max_abs_v) -> dict:
 
 
 def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float | dict = 99.0, li_v_range: float = 8.0,
-             lif_negative_range: float = 16.0, round_messages: frozenset = frozenset()):
+             lif_negative_range: float = 16.0, round_messages: frozenset = frozenset(), profile: str = "lava"):
     """Quantise `spec` to Lava fixed point. Returns (FixedPointSpec, report).
 
     bounds: None, or {layer name: {'max_abs_arrival', 'max_abs_u', 'max_v', 'max_neg_v'}} [V units] of the float
@@ -220,18 +238,25 @@ def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float | 
     lif_negative_range: how far below zero a LIF's v must be representable, in thresholds; a deeper (inhibited)
         v saturates there (Lava clips v; counted by `add_headroom`), which buys threshold resolution: on the
         default Yin-Yang network, V reaches -39 thresholds and representing all of it cost 2 pp of accuracy.
+    profile: name of a `evprop.fixed_point.profiles.QuantiseProfile` (what the deployment target can express: maximum
+        delay, a fixed weight exponent, one weight scale per population).
     report: {'layers': {name: {...}}, 'connections': {name: {...}}, 'calibrated': bool}; `add_headroom` adds
         what the quantised network did on calibration data.
     """
+    target = get_profile(profile)
     layers, conns, report = [], [], {"calibrated": bounds is not None, "percentile": percentile,
-                                     "lif_negative_range": lif_negative_range,
+                                     "lif_negative_range": lif_negative_range, "profile": target.name,
                                      "layers": {}, "connections": {}}
     for layer in spec.neuron_layers:
         incoming = tuple(c for c in spec.connections if c.target == layer.name)
-        _check_delays(incoming, spec.dt_ms)
+        _check_delays(incoming, spec.dt_ms, target.max_delay)
         _, _, g = discretise(layer.tau_mem_ms, layer.tau_syn_ms, spec.dt_ms)
         layer_percentile = percentile[layer.name] if isinstance(percentile, dict) else percentile
-        units = {c.name: weight_unit([c.weight * g[None, :]], layer_percentile) for c in incoming}
+        if target.shared_layer_scale:
+            shared = weight_unit([c.weight * g[None, :] for c in incoming], layer_percentile)
+            units = {c.name: shared for c in incoming}
+        else:
+            units = {c.name: weight_unit([c.weight * g[None, :]], layer_percentile) for c in incoming}
         if bounds is not None:
             s = bounds[layer.name]
             # A LIF's v above threshold spikes and resets whether or not it saturated first, so only its negative
@@ -242,7 +267,13 @@ def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float | 
         else:
             arrival = _worst_case_arrival(incoming, g)
             max_u, max_v = 0.0, (li_v_range if isinstance(layer, LILayer) else 0.0)
-        v_lsb, exps, bound_by = choose_v_lsb(layer, units, arrival, max_u, max_v)
+        if target.weight_exp is None:
+            v_lsb, exps, bound_by = choose_v_lsb(layer, units, arrival, max_u, max_v)
+        else:
+            v_lsb, bound_by = fixed_exponent_v_lsb(layer, max(units.values(), default=2.0 ** -20),
+                                                   target.weight_exp, arrival, max_u, max_v)
+            exps = {name: target.weight_exp for name in units}
+            units = {name: v_lsb * 2.0 ** (target.weight_exp + ACT_SHIFT) for name in units}
         exps = {name: max(exp, 0) if name in round_messages else exp for name, exp in exps.items()}
         params = device_params(layer, incoming, spec.dt_ms, v_lsb, exps)
         layers.append(params.layer)
@@ -271,14 +302,14 @@ def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float | 
     return fixed, report
 
 
-def _check_delays(incoming: tuple, dt_ms: float) -> None:
-    """Refuse delays the target cannot hold; training with network.max_delay_ms <= MAX_DELAY * dt keeps learned
+def _check_delays(incoming: tuple, dt_ms: float, max_delay: int = MAX_DELAY) -> None:
+    """Refuse delays the target cannot hold; training with network.max_delay_ms <= max_delay * dt keeps learned
     delays within it from the start (the trainer clamps them there)."""
     for conn in incoming:
         steps = used_delay_steps(conn.delay, conn.max_delay_steps)
-        if steps.size and steps.max() > MAX_DELAY:
+        if steps.size and steps.max() > max_delay:
             raise ValueError(f"connection '{conn.name}': delay {int(steps.max())} steps exceeds the target's "
-                             f"maximum of {MAX_DELAY}; train with network.max_delay_ms <= {MAX_DELAY * dt_ms:g} "
+                             f"maximum of {max_delay}; train with network.max_delay_ms <= {max_delay * dt_ms:g} "
                              f"to keep delays in range")
 
 

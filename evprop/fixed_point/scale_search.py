@@ -21,33 +21,34 @@ CANDIDATES = (95.0, 99.0, 99.5, 99.9, 100.0)
 
 
 def fixed_point_loss(spec, bounds, percentiles: dict, data, lif_negative_range: float,
-                     round_messages: frozenset = frozenset()) -> float:
+                     round_messages: frozenset = frozenset(), profile: str = "lava") -> float:
     """Cross-entropy of the spec's readout of the quantised network's output voltages on `data`."""
     fixed, _ = quantise(spec, bounds, dict(percentiles), lif_negative_range=lif_negative_range,
-                        round_messages=round_messages)
+                        round_messages=round_messages, profile=profile)
     v_out = emulate(fixed, data, record_hidden=False).v_out_float
     return get_loss("cross_entropy")(spec, v_out, data.labels)[0]
 
 
 def search_percentiles(spec, bounds, data, start: float = 99.0, lif_negative_range: float = 16.0,
-                       candidates=CANDIDATES, sweeps: int = 2) -> tuple[dict, float, frozenset]:
+                       candidates=CANDIDATES, sweeps: int = 2,
+                       profile: str = "lava") -> tuple[dict, float, frozenset]:
     """({layer name: percentile}, its fixed-point loss on `data`, the connections to quantise with
-    round_messages), starting from `start` everywhere."""
+    round_messages), starting from `start` everywhere; `profile` as in `quantise`."""
     chosen = {layer.name: start for layer in spec.neuron_layers}
-    best = fixed_point_loss(spec, bounds, chosen, data, lif_negative_range)
+    best = fixed_point_loss(spec, bounds, chosen, data, lif_negative_range, profile=profile)
     for _ in range(sweeps):
         for name in chosen:
             for candidate in candidates:
                 trial = {**chosen, name: candidate}
-                loss = fixed_point_loss(spec, bounds, trial, data, lif_negative_range)
+                loss = fixed_point_loss(spec, bounds, trial, data, lif_negative_range, profile=profile)
                 if loss < best - 1e-12:
                     chosen, best = trial, loss
     rounded = frozenset()
-    fixed, _ = quantise(spec, bounds, dict(chosen), lif_negative_range=lif_negative_range)
+    fixed, _ = quantise(spec, bounds, dict(chosen), lif_negative_range=lif_negative_range, profile=profile)
     for conn in fixed.connections:
         if conn.weight_exp < 0:
             trial = rounded | {conn.name}
-            loss = fixed_point_loss(spec, bounds, chosen, data, lif_negative_range, trial)
+            loss = fixed_point_loss(spec, bounds, chosen, data, lif_negative_range, trial, profile)
             if loss < best - 1e-12:
                 rounded, best = trial, loss
     log.info("scale search: percentiles %s, rounded messages %s, fixed-point calibration loss %.4f", chosen,

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import tomli
 
+from ..fixed_point.profiles import PROFILES
 from ..model.readouts import READOUTS, get_readout
 from ..train.losses import LOSSES, get_loss
 from ..train.trainer import algorithm_names
@@ -152,6 +153,7 @@ SCHEMA = {
         "percentile": Field(NUMBER, 99.9, lambda x: 0 < x <= 100, "a percentile in (0, 100]"),
         "lif_negative_range": Field(NUMBER, 16.0, _positive, "a range > 0 in thresholds"),
         "scale": _one_of("percentile", "search"),
+        "profile": _one_of(*PROFILES),     # what the deployment target expresses (evprop.fixed_point.profiles)
         "calibration_samples": Field(int, 500, _at_least_one, "an integer >= 1"),
         "finetune_epochs": Field(int, 0, _non_negative, "an integer >= 0 (quantisation-aware fine-tuning; 0: off)"),
         "finetune_learning_rate": Field(NUMBER, 2e-4, _positive, "a learning rate > 0"),

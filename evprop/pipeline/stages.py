@@ -273,10 +273,11 @@ def quantise_stage(run_dir: Path, splits: dict | None = None) -> dict:
     spec = load_checkpoint(run_dir / "checkpoint.npz")["best"]      # fine-tuning restarts from training's best
     calibration = splits["train"].subset(np.arange(min(q["calibration_samples"], len(splits["train"]))))
     bounds = state_bounds(spec, calibration)
-    options = {"percentile": q["percentile"], "lif_negative_range": q["lif_negative_range"]}
+    options = {"percentile": q["percentile"], "lif_negative_range": q["lif_negative_range"],
+               "profile": q["profile"]}
     if q["scale"] == "search":        # per-layer scales minimising the fixed-point loss on training data
         options["percentile"], _, options["round_messages"] = search_percentiles(
-            spec, bounds, calibration, q["percentile"], q["lif_negative_range"])
+            spec, bounds, calibration, q["percentile"], q["lif_negative_range"], profile=q["profile"])
     finetuning = None
     if q["finetune_epochs"] > 0:
         before = fixed_point_accuracy(spec, bounds, options, splits["test"])
