@@ -98,23 +98,17 @@ def netx_weight(conn) -> np.ndarray:
 def netx_layers(fp: FixedPointSpec) -> list:
     """The datasets of /layer/1.. for `fp` ({'type', 'shape', 'weight', ['weight_rec'], ['delay'], 'neuron'}),
     after every check; NetxError names the first thing NetX cannot hold."""
-    layers, previous = [], fp.input_name
-    for layer in fp.layers:
+    chain = _chain(fp)
+    layers = []
+    for layer, (ff, recurrent) in zip(fp.layers, chain):
         incoming = fp.incoming(layer.name)
-        forward = [c for c in incoming if c.source == previous]
-        recurrent = [c for c in incoming if c.source == layer.name]
-        others = [c.name for c in incoming if c.source not in (previous, layer.name)]
-        if others or len(forward) != 1:
-            raise NetxError(f"NetX export: the graph is not a chain: layer '{layer.name}' must be fed by exactly "
-                            f"'{previous}' (and optionally itself), got {[c.name for c in incoming]}")
-        ff = forward[0]
         for conn in incoming:
             if conn.max_delay > NETX_MAX_DELAY:
                 raise NetxError(f"NetX export: connection '{conn.name}': delay {conn.max_delay} steps exceeds "
                                 f"NetX's {NETX_MAX_DELAY} ({NETX_FACTS['delay_over_62']})")
         if recurrent and any(c.max_delay > 0 for c in incoming):
-            raise NetxError(f"NetX export: layer '{layer.name}' is recurrent and has delays: netx 0.6.0 "
-                            f"{NETX_FACTS['recurrent_delays']}")
+            raise NetxError(f"NetX export: layer '{layer.name}' is recurrent and has delays (netx 0.6.0: "
+                            f"{NETX_FACTS['recurrent_delays']})")
         entry = {"type": "dense_rec" if recurrent else "dense", "shape": np.array([layer.size], np.int32),
                  "weight": netx_weight(ff)}
         if recurrent:
@@ -132,8 +126,23 @@ def netx_layers(fp: FixedPointSpec) -> list:
         if recurrent:
             entry["weight_rec"] = entry["weight_rec"].astype(np.int32)
         layers.append(entry)
-        previous = layer.name
     return layers
+
+
+def _chain(fp: FixedPointSpec) -> list:
+    """[(feed-forward connection, [recurrent connection] or [])] per layer; NetxError unless every layer is fed by
+    exactly the one before it (the input for the first) and optionally by itself."""
+    chain, previous = [], fp.input_name
+    for layer in fp.layers:
+        incoming = fp.incoming(layer.name)
+        forward = [c for c in incoming if c.source == previous]
+        recurrent = [c for c in incoming if c.source == layer.name]
+        if len(forward) != 1 or len(forward) + len(recurrent) != len(incoming):
+            raise NetxError(f"NetX export: the graph is not a chain: layer '{layer.name}' must be fed by exactly "
+                            f"'{previous}' (and optionally itself), got {[c.name for c in incoming]}")
+        chain.append((forward[0], recurrent))
+        previous = layer.name
+    return chain
 
 
 def _per_neuron(values: np.ndarray) -> np.ndarray:
@@ -199,3 +208,31 @@ def read_netx_header(path) -> dict:
     return {"dt_ms": float(attrs["evprop_dt_ms"]), "n_steps": int(attrs["evprop_n_steps"]),
             "readout": str(attrs["evprop_readout"]), "layers": names, "n_layers": n_layers,
             "output_v_lsb": float(attrs["evprop_output_v_lsb"])}
+
+
+def check_netx(path, fp: FixedPointSpec) -> None:
+    """The NetX file at `path` must hold exactly what `export_netx(path, fp)` writes; otherwise a one-line
+    ValueError naming the first dataset that differs."""
+    import h5py
+
+    path = Path(path)
+    header = read_netx_header(path)
+    names = [layer.name for layer in fp.layers]
+    if header["layers"] != names or header["n_steps"] != fp.n_steps or header["output_v_lsb"] != fp.output.v_lsb:
+        raise ValueError(f"{path}: its header (layers {header['layers']}, {header['n_steps']} steps) does not "
+                         f"describe fixed_point.npz; export it again")
+    with h5py.File(path, "r") as f:
+        if f["layer/0/shape"][()].tolist() != [fp.input_size]:
+            raise ValueError(f"{path}: input shape {f['layer/0/shape'][()].tolist()} differs from fixed_point.npz")
+        for i, (name, entry) in enumerate(zip(names, netx_layers(fp)), start=1):
+            group = f[f"layer/{i}"]
+            stored = {key: group[key][()] for key in ("shape", "weight", "weight_rec", "delay") if key in group}
+            stored.update({f"neuron/{key}": group[f"neuron/{key}"][()] for key in ("iDecay", "vDecay", "vThMant")})
+            wanted = {key: entry[key] for key in ("shape", "weight", "weight_rec", "delay") if key in entry}
+            wanted.update({f"neuron/{key}": value for key, value in entry["neuron"].items() if key != "type"})
+            if group["type"][0].decode() != entry["type"]:
+                raise ValueError(f"{path}: layer {i} ('{name}') type differs from fixed_point.npz; export it again")
+            for key in sorted(set(stored) | set(wanted)):
+                if key not in stored or key not in wanted or not np.array_equal(stored[key], wanted[key]):
+                    raise ValueError(f"{path}: layer {i} ('{name}') '{key}' differs from fixed_point.npz; "
+                                     f"export it again")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, load_config
+from .targets import FORMATS, RUNTIMES
 
 EXIT_BAD_INPUT = 2
 EXIT_CHECK_FAILED = 1
@@ -22,8 +23,10 @@ EXAMPLES = {
     "train": "evprop train configs/default.toml --out runs/default   |   evprop train --resume runs/default",
     "evaluate": "evprop evaluate runs/default --split test",
     "quantise": "evprop quantise runs/default",
-    "export": "evprop export runs/default   |   evprop export runs/default --for norse",
-    "verify": "evprop verify runs/default --samples 20 --max-accuracy-drop 2 --junit verify.xml",
+    "export": "evprop export runs/default   |   evprop export runs/default --for norse   |   "
+              "evprop export runs/default --format netx",
+    "verify": "evprop verify runs/default --samples 20 --max-accuracy-drop 2 --junit verify.xml   |   "
+              "evprop verify runs/default --runtime netx",
     "report": "evprop report runs/default",
     "data": "evprop data download shd --root ~/data   |   evprop data spoken-digits --out data/spoken   |   "
             "evprop data encode-audio wavs/ --out clips.h5 --raster clip0.png",
@@ -66,9 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run_dir", type=Path)
     export = add("export", "export a run's network to NIR (model.nir) or ONNX (model.onnx, one time step)")
     export.add_argument("run_dir", type=Path)
-    export.add_argument("--format", choices=("nir", "onnx"), default="nir",
-                        help="nir: float network + fixed-point integers (default); onnx: the fixed-point network as "
-                             "an ONNX graph of one time step (integer arithmetic of the emulator)")
+    export.add_argument("--format", choices=tuple(FORMATS), default="nir",
+                        help="; ".join(f"{f.name}: {f.file_name}, {f.help}" for f in FORMATS.values()))
     from ..export.nir_targets import IMPORTERS
     export.add_argument("--for", dest="target", choices=sorted(IMPORTERS), default=None,
                         help="with --format nir: write model.LIBRARY.nir, whose values make that library's "
@@ -77,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify = add("verify", "run the NIR file in Lava and compare with the fixed-point emulator (needs the "
                           "[lava] extra: Python 3.10)")
     verify.add_argument("run_dir", type=Path)
+    verify.add_argument("--runtime", choices=tuple(RUNTIMES), default="nir",
+                        help="; ".join(f"{r.name}: {r.help}" for r in RUNTIMES.values()))
     verify.add_argument("--samples", type=int, default=None, help="test samples run in Lava")
     verify.add_argument("--timeout", type=float, default=None, help="hard limit for the Lava run [s]")
     verify.add_argument("--min-output-agreement", type=float, default=None, metavar="F",
@@ -199,28 +203,25 @@ def cmd_export(args) -> int:
         export_nir_for(path, trained_network(args.run_dir), args.target)
         print(path)
         return 0
-    if args.format == "onnx":
-        from ..export.onnx_export import export_onnx
-        from ..fixed_point.spec import load_fixed_point
-        print(export_onnx(args.run_dir / "model.onnx", load_fixed_point(args.run_dir / "fixed_point.npz")))
-        return 0
     from .stages import export_stage
-    print(export_stage(args.run_dir))
+    print(export_stage(args.run_dir, args.format))
     return 0
 
 
 def cmd_verify(args) -> int:
     """Verify, then gate: exit 0 if every criterion holds, EXIT_CHECK_FAILED (1) if one fails, 2 on bad input or a
-    Lava timeout/crash. A completed verification replaces verify.json and gate.json together; a failed one leaves
-    the run as it was and writes only the JUnit file (if asked for), which then records the failure."""
+    Lava timeout/crash. A completed verification replaces the runtime's summary and gate files (verify.json and
+    gate.json for nir, verify_netx.json and gate_netx.json for netx) together; a failed one leaves the run as it
+    was and writes only the JUnit file (if asked for), which then records the failure."""
     from ..hw_sim.lava_sim import LavaNotInstalled
     from ..model.io import atomic_write_all
     from .gate import GateCriteria, failed_run, gate_run_dir, summary_json, write_junit
     from .stages import json_writer, run_verification
     criteria = GateCriteria(bit_exact=not args.no_bit_exact, min_output_agreement=args.min_output_agreement,
                             max_accuracy_drop_pp=args.max_accuracy_drop)      # bad values fail before Lava runs
+    runtime = RUNTIMES[args.runtime]
     try:
-        verification = run_verification(args.run_dir, args.samples, args.timeout)
+        verification = run_verification(args.run_dir, args.samples, args.timeout, runtime=runtime.name)
     except LavaNotInstalled:
         raise                                              # nothing ran: no gate.json, exit 2 with the reason
     except (TimeoutError, RuntimeError) as err:
@@ -230,8 +231,8 @@ def cmd_verify(args) -> int:
     # per sample from the verification, float_test_accuracy from train.json, fixed point from quantise.json
     result = gate_run_dir(args.run_dir, criteria, verify_summary=verification)
     gate_text = summary_json(result, criteria)
-    atomic_write_all({args.run_dir / "verify.json": json_writer(verification),
-                      args.run_dir / "gate.json": lambda handle: handle.write(gate_text.encode())})
+    atomic_write_all({args.run_dir / runtime.summary_name: json_writer(verification),
+                      args.run_dir / runtime.gate_name: lambda handle: handle.write(gate_text.encode())})
     summary = {k: v for k, v in verification.items() if k != "per_sample"}
     if args.junit is not None:
         write_junit(args.junit, result, summary["verify_s"])

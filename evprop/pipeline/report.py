@@ -458,6 +458,16 @@ def _change_ci(summary: dict) -> str:
     return f"; 95% CI {low_high[0]:+.2f} to {low_high[1]:+.2f} pp, {verdict}"
 
 
+def _profile_text(summary: dict) -> str:
+    """The profile's name and, for a restricted one, the accuracy the unrestricted profile reaches."""
+    cost = summary.get("profile_cost")
+    name = _esc(summary.get("profile", "lava"))
+    if not cost:
+        return name
+    return (f"{name}; the {_esc(cost['unrestricted_profile'])} profile reaches "
+            f"{_pct(cost['unrestricted_fixed_point_test_accuracy'])}: the profile costs {cost['cost_pp']:+.2f} pp")
+
+
 def quantisation_tables(quant: dict) -> str:
     s = quant.get("summary", {})
     summary = _kv_table([("float → fixed-point test accuracy", f"{_pct(s['float_test_accuracy'])} → "
@@ -465,6 +475,7 @@ def quantisation_tables(quant: dict) -> str:
                           f"n={s['n_test']}{_change_ci(s)})"),
                          ("same prediction, float vs fixed point", "n/a" if s.get("prediction_agreement") is None
                           else _pct(s["prediction_agreement"])),
+                         ("quantisation profile", _profile_text(s)),
                          ("clipped weights", s["clipped_weights"]),
                          ("v saturations / u wraps / message overflows (calibration)",
                           f"{s['v_saturations_seen']} / {s['u_wraps_seen']} / {s['message_overflows_seen']}")]
@@ -611,6 +622,8 @@ def quantisation_section(quant: dict, report_accuracy: dict, analysis: RunAnalys
         "accuracy_change_pp_ci95": change_ci,
         "accuracy_change_interval": change_how,
         "prediction_agreement": agreement,
+        "profile": quant.get("profile", "lava"),
+        "profile_cost": quant.get("profile_cost"),
         "clipped_weights": int(sum(c.get("clipped", 0) for c in quant.get("connections", {}).values())),
         "v_saturations_seen": int(sum(q.get("v_saturations_seen", 0) for q in layers.values())),
         "u_wraps_seen": int(sum(q.get("u_wraps_seen", 0) for q in layers.values())),

@@ -66,7 +66,8 @@ QUANTISATION = obj({
                     "prediction_agreement": {"type": ("number", "null"), "min": 0.0, "max": 1.0},
                     "clipped_weights": INTEGER, "v_saturations_seen": INTEGER, "u_wraps_seen": INTEGER,
                     "message_overflows_seen": INTEGER,
-                    "spikes_per_layer": obj(values=obj({"float": MAYBE_NUMBER, "fixed_point": MAYBE_NUMBER}))}),
+                    "spikes_per_layer": obj(values=obj({"float": MAYBE_NUMBER, "fixed_point": MAYBE_NUMBER}))},
+                   {"profile": STRING, "profile_cost": ANY}),
 }, {"calibrated": BOOLEAN, "percentile": NUMBER, "lif_negative_range": NUMBER}, values=ANY)
 
 PER_LAYER = obj(values=obj({"mean_per_sample": NUMBER}))

@@ -26,15 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..export.nir import check_export, export_nir
 from ..fixed_point.calibrate import state_bounds
 from ..fixed_point.emulator import emulate, readout_accuracy
 from ..fixed_point.finetune import finetune, finetune_settings, fixed_point_accuracy
 from ..fixed_point.quantise import add_headroom, quantise
 from ..fixed_point.scale_search import search_percentiles
 from ..fixed_point.spec import fixed_point_to_arrays, load_fixed_point
-from ..hw_sim.lava_sim import require_lava, run_lava
-from ..hw_sim.verify import compare
+from ..hw_sim.lava_sim import require_lava
 from ..model.io import atomic_write, atomic_write_all, fsync_dir, load_network, network_to_arrays, npz_writer
 from ..train.trainer import TrainSettings, best_epoch, evaluate, load_checkpoint, load_resume, train
 from .build import initial_network, load_splits, n_classes
@@ -42,6 +40,7 @@ from .config import dump_toml, load_config
 from .measure import EnergyMeter, host_info
 from .progress import ProgressBar
 from .report import html_report
+from .targets import FORMATS, RUNTIMES
 
 log = logging.getLogger("evprop")
 
@@ -82,7 +81,7 @@ def trained_network(run_dir: Path):
 
 TRAIN_FILES = ("config.toml", "checkpoint.npz", "history.jsonl", "train.json")
 LATER_STAGE_FILES = ("finetuned.npz", "fixed_point.npz", "quantise.json", "model.nir", "model.onnx", "verify.json",
-                     "gate.json", "report.json", "report.html")
+                     "gate.json", "report.json", "report.html", "model.net", "verify_netx.json", "gate_netx.json")
 RUN_FILES = TRAIN_FILES + LATER_STAGE_FILES
 WORKSPACE = ".partial"          # a new run made inside a folder that holds an old one, until it is complete
 
@@ -293,6 +292,12 @@ def quantise_stage(run_dir: Path, splits: dict | None = None) -> dict:
     summary = {"fixed_point_test_accuracy": readout_accuracy(spec, emulated, splits["test"]),
                "n_test": len(splits["test"]), "counts": target_counts(emulated), "quantisation": quant_report,
                "finetuning": finetuning}
+    if q["profile"] != UNRESTRICTED_PROFILE:      # what the target's restrictions cost
+        unrestricted, _ = quantise(spec, bounds, **{**options, "profile": UNRESTRICTED_PROFILE})
+        reference = readout_accuracy(spec, emulate(unrestricted, splits["test"], record_hidden=False), splits["test"])
+        quant_report["profile_cost"] = {
+            "unrestricted_profile": UNRESTRICTED_PROFILE, "unrestricted_fixed_point_test_accuracy": reference,
+            "cost_pp": 100 * (reference - summary["fixed_point_test_accuracy"])}
     log.info("fixed point (emulator): test %.2f%%%s", 100 * summary["fixed_point_test_accuracy"],
              f" (before fine-tuning {100 * finetuning['fixed_point_test_accuracy_before']:.2f}%)"
              if finetuning else "")
@@ -304,28 +309,36 @@ def quantise_stage(run_dir: Path, splits: dict | None = None) -> dict:
     return summary
 
 
-def export_stage(run_dir: Path) -> Path:
-    """Write model.nir: the float network plus the fixed-point integers in node metadata."""
+UNRESTRICTED_PROFILE = "lava"       # the quantisation profile other profiles are compared with in quantise.json
+
+
+def export_stage(run_dir: Path, format_name: str = "nir") -> Path:
+    """Write the run's network in export format `format_name` (evprop.pipeline.targets.FORMATS; default
+    model.nir: the float network plus the fixed-point integers in node metadata). Returns the path."""
     run_dir = Path(run_dir)
     run_config(run_dir)
-    path = run_dir / "model.nir"
-    export_nir(path, trained_network(run_dir), load_fixed_point(run_dir / "fixed_point.npz"))   # atomic
+    target = FORMATS[format_name]
+    path = run_dir / target.file_name
+    target.write(path, trained_network(run_dir), load_fixed_point(run_dir / "fixed_point.npz"))   # atomic
     return path
 
 
 def verify_stage(run_dir: Path, samples: int | None = None, timeout_s: float | None = None,
-                 splits: dict | None = None) -> dict:
-    """Check that model.nir holds the deployed network and fixed_point.npz exactly (`check_export`), build the Lava
-    network from model.nir, run `samples` test samples in Lava fixed_pt and compare every hidden
-    spike and output voltage with the emulator. Writes verify.json."""
-    result = run_verification(run_dir, samples, timeout_s, splits)
-    _write_json(Path(run_dir) / "verify.json", result)
+                 splits: dict | None = None, runtime: str = "nir") -> dict:
+    """Check that the runtime's file holds the deployed network and fixed_point.npz exactly, run `samples` test
+    samples of it in Lava fixed_pt with `runtime` (evprop.pipeline.targets.RUNTIMES; default: the Lava network
+    evprop builds from model.nir) and compare every hidden spike and output voltage with the emulator. Writes the
+    runtime's summary (verify.json for nir)."""
+    result = run_verification(run_dir, samples, timeout_s, splits, runtime)
+    _write_json(Path(run_dir) / RUNTIMES[runtime].summary_name, result)
     return {k: v for k, v in result.items() if k != "per_sample"}
 
 
 def run_verification(run_dir: Path, samples: int | None = None, timeout_s: float | None = None,
-                     splits: dict | None = None) -> dict:
-    """verify.json's content (with `per_sample`) for `samples` test samples run in Lava; writes nothing."""
+                     splits: dict | None = None, runtime: str = "nir") -> dict:
+    """The runtime's summary (verify.json for nir; with `per_sample`) for `samples` test samples run in Lava;
+    writes nothing."""
+    target = RUNTIMES[runtime]
     if samples is not None and samples < 1:
         raise ValueError(f"--samples {samples}: expected at least 1")
     if timeout_s is not None and not (math.isfinite(timeout_s) and timeout_s > 0):
@@ -335,22 +348,24 @@ def run_verification(run_dir: Path, samples: int | None = None, timeout_s: float
     samples = config["verify"]["lava_samples"] if samples is None else samples
     timeout_s = config["verify"]["timeout_s"] if timeout_s is None else timeout_s
     fixed, network = load_fixed_point(run_dir / "fixed_point.npz"), trained_network(run_dir)
-    check_export(run_dir / "model.nir", network, fixed)    # the file holds what was quantised
+    model_path = run_dir / FORMATS[target.reads].file_name
+    if not model_path.is_file():
+        raise ValueError(f"{model_path}: not found (run `evprop export {run_dir} --format {target.reads}` first)")
+    target.check(model_path, network, fixed)               # the file holds what was quantised
     splits = splits or load_splits(config)
     subset = splits["test"].subset(np.arange(min(samples, len(splits["test"]))))
     t0 = time.perf_counter()
     bar = terminal_bar(f"Lava: {len(subset)} samples (timeout {timeout_s:g} s)", int(timeout_s), unit="s")
     with EnergyMeter() as meter:
-        lava = run_lava(run_dir / "model.nir", subset, timeout_s=timeout_s,
-                        on_wait=lambda elapsed: bar.update(int(elapsed) - bar.done))
+        lava, equivalence = target.run(model_path, fixed, subset, timeout_s,
+                                       lambda elapsed: bar.update(int(elapsed) - bar.done))
     bar.close()
     verify_s = time.perf_counter() - t0
-    equivalence = compare(emulate(fixed, subset), lava)
-    summary = {k: v for k, v in equivalence.items() if k != "per_sample"}
+    summary = {"runtime": target.name, **{k: v for k, v in equivalence.items() if k != "per_sample"}}
     summary.update({"lava_test_accuracy": readout_accuracy(network, lava, subset),
                     "verify_s": verify_s, "measured_energy": meter.result()})
-    log.info("Lava (%d samples): test %.2f%%, bit-exact with the emulator: %s (%.1f s)", summary["n_samples"],
-             100 * summary["lava_test_accuracy"], summary["bit_exact"], verify_s)
+    log.info("Lava via %s (%d samples): test %.2f%%, bit-exact with the emulator: %s (%.1f s)", target.name,
+             summary["n_samples"], 100 * summary["lava_test_accuracy"], summary["bit_exact"], verify_s)
     return {**summary, "per_sample": equivalence["per_sample"]}
 
 
