@@ -2,7 +2,10 @@
 # (Lava included). `make test-core` runs the test suite on another Python without Lava (CORE_PY, default 3.12:
 # numpy 2; the Lava tests skip, saying why); CI runs both.
 VENV := .venv
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+# lava-dl (NetX loader: evprop export --format netx, evprop verify --runtime netx) without its torch dependency:
+# pyproject.toml cannot say --no-deps; evprop.hw_sim.netx_import keeps torch out of the import (documented there)
+LAVA_DL := lava-dl==0.6.0
 CONFIG ?= configs/default.toml
 CORE_PY ?= 3.12
 CORE_VENV := .venv-py$(CORE_PY)
@@ -17,9 +20,10 @@ test: $(STAMP)
 
 env: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/find_python.sh
+$(STAMP): pyproject.toml Makefile scripts/find_python.sh
 	@test -x $(VENV)/bin/python || { PY=$$(./scripts/find_python.sh 3.10) && $$PY -m venv $(VENV); }
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test,lava,tonic,onnx,ray]'
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps $(LAVA_DL)
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -230,3 +230,70 @@ def test_recurrent_network_is_bit_exact_through_netx_including_the_reset_between
     stream = netx_stream(len(data), data.n_steps, 2, 0, 0)
     no_reset = emulate(fp, stream.data(data))
     assert not np.array_equal(stream.windows(no_reset.v_out[0]), result.v_out)
+
+
+# ---- the commands ----
+
+CONFIG = str(HERE.parent / "configs" / "default.toml")
+SMALL = ["--set", "data.train_size=300", "--set", "data.validation_size=200", "--set", "data.test_size=200",
+         "--set", "train.epochs=3", "--set", "network.hidden=40", "--set", "verify.lava_samples=5",
+         "--set", "quantise.calibration_samples=100"]
+
+
+@pytest.fixture(scope="module")
+def netx_run(tmp_path_factory):
+    from evprop.pipeline.cli import main
+    run_dir = tmp_path_factory.mktemp("run") / "netx"
+    code = main(["--quiet", "run", CONFIG, "--out", str(run_dir), *SMALL, "--set", "quantise.profile=netx"])
+    return run_dir, code
+
+
+@pytest.mark.slow
+def test_run_export_verify_through_netx(netx_run, capsys):
+    from evprop.pipeline.cli import main
+    run_dir, code = netx_run
+    assert code == 0
+    quant = json.loads((run_dir / "quantise.json").read_text())
+    assert quant["quantisation"]["profile"] == "netx"
+    cost = quant["quantisation"]["profile_cost"]
+    assert cost["unrestricted_profile"] == "lava"
+    assert np.isclose(cost["cost_pp"], 100 * (cost["unrestricted_fixed_point_test_accuracy"]
+                                              - quant["fixed_point_test_accuracy"]))
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["quantisation"]["summary"]["profile"] == "netx"
+    assert "the lava profile reaches" in (run_dir / "report.html").read_text()
+    assert main(["--quiet", "export", str(run_dir), "--format", "netx"]) == 0
+    assert capsys.readouterr().out.strip() == str(run_dir / "model.net")
+    assert main(["--quiet", "verify", str(run_dir), "--runtime", "netx", "--samples", "8"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["runtime"] == "netx" and summary["n_samples"] == 8 and summary["bit_exact"] is True
+    assert summary["stream"]["identical"] and summary["gate"]["passed"]
+    assert json.loads((run_dir / "verify_netx.json").read_text())["bit_exact"] is True
+    assert json.loads((run_dir / "gate_netx.json").read_text())["passed"] is True
+    assert json.loads((run_dir / "verify.json").read_text())["n_samples"] == 5     # the NIR check is kept
+
+
+@pytest.mark.slow
+def test_commands_refuse_with_one_line_and_leave_files(netx_run, tmp_path, capsys):
+    import shutil
+    from evprop.pipeline.cli import main
+    run_dir, _ = netx_run
+    other = tmp_path / "lava_profile"
+    shutil.copytree(run_dir, other)
+    (other / "model.net").unlink(missing_ok=True)
+    assert main(["--quiet", "verify", str(other), "--runtime", "netx"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("evprop: error: ") and "--format netx` first" in err and "\n" not in err
+    config = (other / "config.toml").read_text()
+    assert 'profile = "netx"' in config
+    (other / "config.toml").write_text(config.replace('profile = "netx"', 'profile = "lava"'))
+    assert main(["--quiet", "quantise", str(other)]) == 0
+    (other / "model.net").write_bytes(b"left as it was")
+    capsys.readouterr()
+    assert main(["--quiet", "export", str(other), "--format", "netx"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("evprop: error: NetX export: ") and 'quantise.profile = "netx"' in err and "\n" not in err
+    assert (other / "model.net").read_bytes() == b"left as it was"
+    (other / "config.toml").write_text(config.replace('profile = "netx"', 'profile = "loihi3"'))
+    assert main(["--quiet", "quantise", str(other)]) == 2
+    assert "key 'quantise.profile' expects one of ['lava', 'netx']" in capsys.readouterr().err
