@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -66,7 +65,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT))
     from evprop.pipeline.config import load_config
     from evprop.pipeline.report import analyse_run
-    from evprop.pipeline.stages import versions
+    from evprop.pipeline.measure import machine_info, software_versions
 
     analysis = analyse_run(run_dir, load_config(run_dir / "config.toml"))
     float_ok = analysis.float_predictions == analysis.labels
@@ -92,8 +91,8 @@ def main(argv=None) -> int:
         "nir_verify": {key: nir[key] for key in ("n_samples", "bit_exact", "lava_test_accuracy")},
         "weight_exps": sorted({c["weight_exp"] for c in quant["quantisation"]["connections"].values()}),
         "clipped_weights": {name: c["clipped"] for name, c in quant["quantisation"]["connections"].items()},
-        "versions": {**versions(), "lava-dl": _version("lava-dl")},
-        "machine": {"cores": _cores(), "platform": platform.platform()},
+        "versions": {**software_versions(), "lava-dl": _version("lava-dl")},
+        "machine": machine_info(),
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
@@ -106,11 +105,6 @@ def _version(name: str) -> str:
         return version(name)
     except PackageNotFoundError:
         return "not installed"
-
-
-def _cores() -> int:
-    import os
-    return os.cpu_count() or 0
 
 
 if __name__ == "__main__":

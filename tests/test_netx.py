@@ -13,11 +13,12 @@ import pytest
 
 from deploy_helpers import make_data, make_network, two_hidden_with_skip
 from evprop.export.netx import NetxError, export_netx, netx_layers, read_netx_header, weight_problem
-from evprop.export.quantise import FixedConnection, FixedPointSpec, quantise
-from evprop.hw_sim.emulator import emulate
+from evprop.fixed_point.calibrate import state_bounds
+from evprop.fixed_point.emulator import emulate
+from evprop.fixed_point.quantise import quantise
+from evprop.fixed_point.spec import FixedConnection, FixedPointSpec
 from evprop.hw_sim.netx_sim import netx_stream, run_netx
 from evprop.model.spec import Connection
-from evprop.train.engine import state_bounds
 
 TIMEOUT_S = 240.0
 

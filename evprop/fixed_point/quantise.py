@@ -231,7 +231,7 @@ def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float | 
         population. Without them, messages are bounded by the worst case (every presynaptic neuron spiking at
         once) and the LI output is assumed to stay within +-li_v_range [V].
     percentile: the weight percentile mapped near the top of the 8-bit range (published exporter: 99), one for
-        all layers or {layer name: percentile} (see evprop.hw_sim.scale_search).
+        all layers or {layer name: percentile} (see evprop.fixed_point.scale_search).
     round_messages: connection names whose weight exponent is raised to 0 when it would be negative: Lava
         floors a_in = sum >> -exp, a bias on every message; at exponent 0 the weights are rounded to a coarser
         step instead (unbiased). Which is better depends on the network (scale search decides).

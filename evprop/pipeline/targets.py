@@ -70,7 +70,7 @@ def _check_netx(path, spec, fixed_point):
 
 
 def _run_nir(path, fixed_point, data, timeout_s, on_wait):
-    from ..hw_sim.emulator import emulate
+    from ..fixed_point.emulator import emulate
     from ..hw_sim.lava_sim import run_lava
     from ..hw_sim.verify import compare
     lava = run_lava(path, data, timeout_s=timeout_s, on_wait=on_wait)
