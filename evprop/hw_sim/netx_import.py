@@ -52,12 +52,17 @@ def _stand_in(name: str, file: Path, package: bool, **attrs) -> None:
     sys.modules[name] = module
 
 
-def install_stand_ins() -> None:
-    """Register the torch-free stand-ins (module docstring); a RuntimeError if lava-dl is not installed."""
+def netx_package_dir() -> Path:
+    """lava-dl's netx folder, found without importing it; a one-line RuntimeError if lava-dl is not installed."""
     spec = importlib.util.find_spec("lava.lib.dl.netx")
     if spec is None or spec.origin is None:
-        raise RuntimeError(f"lava-dl is not installed (NetX runtime): {LAVA_DL_INSTALL}")
-    netx_dir = Path(spec.origin).parent
+        raise RuntimeError(f"lava-dl is not installed (needed by the NetX runtime): {LAVA_DL_INSTALL}")
+    return Path(spec.origin).parent
+
+
+def install_stand_ins() -> None:
+    """Register the torch-free stand-ins (module docstring); a RuntimeError if lava-dl is not installed."""
+    netx_dir = netx_package_dir()
     slayer_dir = netx_dir.parent / "slayer"
     _stand_in("lava.lib.dl.slayer", slayer_dir / "__init__.py", package=True)
     _stand_in("lava.lib.dl.slayer.neuron", slayer_dir / "neuron" / "__init__.py", package=True)

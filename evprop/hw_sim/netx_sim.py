@@ -38,6 +38,7 @@ from evprop.export.netx import read_netx_header
 from evprop.fixed_point.emulator import emulate
 from evprop.fixed_point.spec import FixedPointSpec
 from evprop.hw_sim.lava_sim import DEFAULT_TIMEOUT_S, LavaResult, _run_child
+from evprop.hw_sim.netx_import import netx_package_dir
 from evprop.hw_sim.verify import compare
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ def run_netx(netx_path, fp: FixedPointSpec, data: SpikeData, timeout_s: float = 
     of `fp` (the network the file was written from). settle_steps: extra padding per sample (default n_steps).
     Returns (LavaResult of the samples' own steps, equivalence: `evprop.hw_sim.verify.compare` of the stream's
     sample windows plus {'stream': ..., 'fresh_state': ...})."""
+    netx_package_dir()                        # lava-dl missing: say so here, not in the child's traceback
     netx_path = Path(netx_path)
     header = read_netx_header(netx_path)
     names = [layer.name for layer in fp.layers]
