@@ -9,8 +9,11 @@ their binomial standard errors and the paired standard error of their difference
 the default (lava) profile reaches on the same network, and netx's verification (bit-exactness over the whole
 stream, per sample, and against fresh-state emulation). Writes benchmarks/netx_check.json.
 
-    .venv/bin/python scripts/netx_check.py [--run-dir runs/netx_check] [--samples 20]
+    .venv/bin/python scripts/netx_check.py [--run-dir runs/netx_check] [--samples 20] [--after-training]
     (about 2 minutes on 2 idle cores: the default run trains 40 epochs)
+
+--after-training keeps the training of an earlier `evprop run` in --run-dir and runs the stages `evprop run` runs
+after it (`evprop quantise`, `export`, `verify`, `report`) instead; the JSON lists the commands that ran.
 """
 
 from __future__ import annotations
@@ -56,13 +59,19 @@ def main(argv=None) -> int:
     parser.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "netx_check")
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "netx_check.json")
+    parser.add_argument("--after-training", action="store_true",
+                        help="keep the run's training, run only the stages after it (see the module docstring)")
     args = parser.parse_args(argv)
     run_dir = args.run_dir.resolve()
-    commands = [evprop("run", "configs/default.toml", "--out", str(run_dir), "--set", "quantise.profile=netx"),
-                evprop("export", str(run_dir), "--format", "netx"),
+    if args.after_training:
+        commands = [evprop(stage, str(run_dir)) for stage in ("quantise", "export", "verify", "report")]
+    else:
+        commands = [evprop("run", "configs/default.toml", "--out", str(run_dir), "--set", "quantise.profile=netx")]
+    commands += [evprop("export", str(run_dir), "--format", "netx"),
                 evprop("verify", str(run_dir), "--runtime", "netx", "--samples", str(args.samples))]
 
     sys.path.insert(0, str(ROOT))
+    from evprop.fixed_point.profiles import get_profile
     from evprop.pipeline.config import load_config
     from evprop.pipeline.report import analyse_run
     from evprop.pipeline.measure import machine_info, software_versions
@@ -80,6 +89,7 @@ def main(argv=None) -> int:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commands": commands,
         "all_exit_zero": all(c["exit_code"] == 0 for c in commands),
+        "profile": {key: value for key, value in vars(get_profile("netx")).items()},
         "float_test_accuracy": accuracy(float_ok),
         "fixed_point_test_accuracy_netx_profile": accuracy(fixed_ok),
         "fixed_point_minus_float_pp": paired_difference_pp(fixed_ok, float_ok),

@@ -10,7 +10,10 @@ for every profile, so the emulator, the NIR export and the Lava check work uncha
            netx/utils.py optimize_weight_bits; its own exponent and shift cancel). So every connection has
            weight_exp 0 and 8-bit weights (mixed sign: even values in [-256, 254]), all connections into a
            population share one weight unit (a `dense_rec` layer's feed-forward and recurrent weights are scaled
-           together), and netx clamps delays above 62 (DelayDense max_delay = 62).
+           together), and netx clamps delays above 62 (DelayDense max_delay = 62). Without an exponent the LI
+           readout's weights can only be as fine as 64 LSBs of its v (u receives a_in << 6), so its v range is
+           worth weight resolution: its calibrated |v| may reach 2**22 (1 bit below the spike threshold
+           131071 << 6 ~ 2**23) instead of the default 2**20.
 
 Select one with the config key `quantise.profile`.
 """
@@ -27,17 +30,19 @@ class QuantiseProfile:
     weight_exp:         None: each connection's exponent is chosen (`choose_v_lsb`); an int: every connection uses
                         it, and the population's v units follow from its weight unit
     shared_layer_scale: True: one weight unit for all connections into a population (percentile over all of them)
+    li_headroom_bits:   the LI readout's calibrated max |v| stays below 2**(23 - li_headroom_bits)
     """
 
     name: str
     max_delay: int
     weight_exp: int | None = None
     shared_layer_scale: bool = False
+    li_headroom_bits: int = 3
 
 
 PROFILES = {profile.name: profile for profile in (
     QuantiseProfile(name="lava", max_delay=63),
-    QuantiseProfile(name="netx", max_delay=62, weight_exp=0, shared_layer_scale=True),
+    QuantiseProfile(name="netx", max_delay=62, weight_exp=0, shared_layer_scale=True, li_headroom_bits=1),
 )}
 
 

@@ -159,7 +159,8 @@ def _worst_case_arrival(incoming: tuple, g: np.ndarray) -> float:
     return float(max(total_pos.max(initial=0.0), total_neg.max(initial=0.0)))
 
 
-def choose_v_lsb(layer, units: dict, arrival_bound: float, max_abs_u: float, max_abs_v: float) -> tuple:
+def choose_v_lsb(layer, units: dict, arrival_bound: float, max_abs_u: float, max_abs_v: float,
+                 li_headroom_bits: int = LI_HEADROOM_BITS) -> tuple:
     """The population's v units and each incoming connection's exponent.
 
     units: {connection name: float value of one integer weight step} (powers of two, `weight_unit`). A spike
@@ -177,10 +178,10 @@ def choose_v_lsb(layer, units: dict, arrival_bound: float, max_abs_u: float, max
         raise ValueError(f"layer '{layer.name}': the weight scales of its incoming connections differ by more than "
                          f"the {WEIGHT_EXP_MAX - WEIGHT_EXP_MIN} octaves the weight exponents can span")
     for m in range(lowest, highest + 1):
-        checks = _checks_at(layer, 2.0 ** m, arrival_bound, max_abs_u, max_abs_v)
+        checks = _checks_at(layer, 2.0 ** m, arrival_bound, max_abs_u, max_abs_v, li_headroom_bits)
         if all(checks.values()):
-            finer = _checks_at(layer, 2.0 ** (m - 1), arrival_bound, max_abs_u, max_abs_v) if m > lowest \
-                else {"weight_exp_max": False}
+            finer = _checks_at(layer, 2.0 ** (m - 1), arrival_bound, max_abs_u, max_abs_v, li_headroom_bits) \
+                if m > lowest else {"weight_exp_max": False}
             return 2.0 ** m, {name: lu - m - ACT_SHIFT for name, lu in log_units.items()}, \
                 [name for name, ok in finer.items() if not ok]
     if isinstance(layer, LIFLayer) and layer.threshold / (2.0 ** highest * (1 << VTH_SHIFT)) > VTH_MAX:
@@ -191,25 +192,25 @@ def choose_v_lsb(layer, units: dict, arrival_bound: float, max_abs_u: float, max
 
 
 def fixed_exponent_v_lsb(layer, unit: float, weight_exp: int, arrival_bound: float, max_abs_u: float,
-                         max_abs_v: float) -> tuple:
+                         max_abs_v: float, li_headroom_bits: int = LI_HEADROOM_BITS) -> tuple:
     """`choose_v_lsb` for a profile with one fixed weight exponent (`QuantiseProfile.weight_exp`): v_lsb =
     unit / 2**(weight_exp + 6), so the weights use the full 8 bits. If that breaks a constraint of `choose_v_lsb`,
     the unit is coarsened an octave at a time (fewer weight levels; the report's rounding error shows it).
     Returns (v_lsb, the constraints that made the unit coarser, or ['weight_exp_fixed'] if none did)."""
     finest = int(round(np.log2(unit))) - ACT_SHIFT - weight_exp
     for m in range(finest, finest + UV_BITS):
-        if all(_checks_at(layer, 2.0 ** m, arrival_bound, max_abs_u, max_abs_v).values()):
+        if all(_checks_at(layer, 2.0 ** m, arrival_bound, max_abs_u, max_abs_v, li_headroom_bits).values()):
             if m == finest:
                 return 2.0 ** m, ["weight_exp_fixed"]
-            finer = _checks_at(layer, 2.0 ** (m - 1), arrival_bound, max_abs_u, max_abs_v)
+            finer = _checks_at(layer, 2.0 ** (m - 1), arrival_bound, max_abs_u, max_abs_v, li_headroom_bits)
             return 2.0 ** m, [name for name, ok in finer.items() if not ok]
     raise ValueError(f"layer '{layer.name}': no weight unit with weight exponent {weight_exp} keeps the threshold, "
                      f"messages and state within the target's integer widths")
 
 
-def _checks_at(layer, v_lsb, arrival_bound, max_abs_u, max_abs_v) -> dict:
+def _checks_at(layer, v_lsb, arrival_bound, max_abs_u, max_abs_v, li_headroom_bits: int = LI_HEADROOM_BITS) -> dict:
     """Which constraints of `choose_v_lsb` hold at this v_lsb."""
-    v_limit = 2.0 ** (UV_BITS - 1 - (LI_HEADROOM_BITS if isinstance(layer, LILayer) else HEADROOM_BITS))
+    v_limit = 2.0 ** (UV_BITS - 1 - (li_headroom_bits if isinstance(layer, LILayer) else HEADROOM_BITS))
     return {"vth_17bit": not isinstance(layer, LIFLayer)
             or layer.threshold / (v_lsb * (1 << VTH_SHIFT)) <= VTH_MAX,
             "message_16bit": arrival_bound / (v_lsb * (1 << ACT_SHIFT)) <= MESSAGE_MAX,
@@ -268,10 +269,10 @@ def quantise(spec: NetworkSpec, bounds: dict | None = None, percentile: float | 
             arrival = _worst_case_arrival(incoming, g)
             max_u, max_v = 0.0, (li_v_range if isinstance(layer, LILayer) else 0.0)
         if target.weight_exp is None:
-            v_lsb, exps, bound_by = choose_v_lsb(layer, units, arrival, max_u, max_v)
+            v_lsb, exps, bound_by = choose_v_lsb(layer, units, arrival, max_u, max_v, target.li_headroom_bits)
         else:
             v_lsb, bound_by = fixed_exponent_v_lsb(layer, max(units.values(), default=2.0 ** -20),
-                                                   target.weight_exp, arrival, max_u, max_v)
+                                                   target.weight_exp, arrival, max_u, max_v, target.li_headroom_bits)
             exps = {name: target.weight_exp for name in units}
             units = {name: v_lsb * 2.0 ** (target.weight_exp + ACT_SHIFT) for name in units}
         exps = {name: max(exp, 0) if name in round_messages else exp for name, exp in exps.items()}
