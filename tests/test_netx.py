@@ -133,10 +133,19 @@ def test_written_file_follows_the_netx_schema(tmp_path):
 HERE = Path(__file__).resolve().parent
 
 
+@pytest.fixture(scope="session")
+def lava_dl(lava):
+    """Tests that load NetX files in lava-dl request this: without Lava or lava-dl they are skipped, saying why."""
+    from evprop.hw_sim.netx_import import netx_package_dir
+    try:
+        netx_package_dir()
+    except RuntimeError as err:
+        pytest.skip(str(err))
+
+
 @pytest.fixture(scope="module")
-def pins(tmp_path_factory):
+def pins(tmp_path_factory, lava_dl):
     """tests/netx_pins.py's measurements, made in a child process (Lava stays out of the pytest process)."""
-    pytest.importorskip("lava.lib.dl")
     probe = subprocess.run([sys.executable, str(HERE / "netx_pins.py"), str(tmp_path_factory.mktemp("netx"))],
                            capture_output=True, text=True, timeout=TIMEOUT_S)
     assert probe.returncode == 0, probe.stderr[-2000:]
@@ -188,7 +197,7 @@ def test_stand_ins_keep_torch_out(pins):
     assert pins["torch_imported"] is False and pins["stand_in_files"] == [True, True]
 
 
-def test_netx_needs_torch_without_the_stand_ins():
+def test_netx_needs_torch_without_the_stand_ins(lava_dl):
     """lava-dl 0.6.0's package imports reach torch (evprop.hw_sim.netx_import's stand-ins avoid it)."""
     code = ("import importlib.util, sys\n"
             "assert importlib.util.find_spec('torch') is None\n"
@@ -207,7 +216,7 @@ def run_through_netx(fp, data, tmp_path, settle_steps=None):
 
 
 @pytest.mark.slow
-def test_feed_forward_network_with_delays_is_bit_exact_through_netx(tmp_path):
+def test_feed_forward_network_with_delays_is_bit_exact_through_netx(tmp_path, lava_dl):
     spec = make_network(seed=2, recurrent=False, max_delay=5, per_neuron_taus=True)
     data = make_data(seed=2, n_samples=6, n_steps=60)
     fp, _ = netx_quantised(spec, data)
@@ -220,7 +229,7 @@ def test_feed_forward_network_with_delays_is_bit_exact_through_netx(tmp_path):
 
 
 @pytest.mark.slow
-def test_recurrent_network_is_bit_exact_through_netx_including_the_reset_between_samples(tmp_path):
+def test_recurrent_network_is_bit_exact_through_netx_including_the_reset_between_samples(tmp_path, lava_dl):
     spec = make_network(seed=3)
     data = make_data(seed=3, n_samples=6, n_steps=60, rate=0.15)
     fp, _ = netx_quantised(spec, data)
@@ -242,7 +251,7 @@ SMALL = ["--set", "data.train_size=300", "--set", "data.validation_size=200", "-
 
 
 @pytest.fixture(scope="module")
-def netx_run(tmp_path_factory):
+def netx_run(tmp_path_factory, lava_dl):
     from evprop.pipeline.cli import main
     run_dir = tmp_path_factory.mktemp("run") / "netx"
     code = main(["--quiet", "run", CONFIG, "--out", str(run_dir), *SMALL, "--set", "quantise.profile=netx"])
