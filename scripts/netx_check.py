@@ -59,6 +59,7 @@ def main(argv=None) -> int:
     parser.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "netx_check")
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "netx_check.json")
+    parser.add_argument("--note", default="", help="stored with the result (e.g. where the training came from)")
     parser.add_argument("--after-training", action="store_true",
                         help="keep the run's training, run only the stages after it (see the module docstring)")
     args = parser.parse_args(argv)
@@ -87,6 +88,9 @@ def main(argv=None) -> int:
         "what": "default Yin-Yang run quantised with quantise.profile = netx, exported as NetX, run in Lava "
                 "fixed_pt by lava-dl 0.6.0's loader and compared with the emulator",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                                     text=True).stdout.strip(),
+        "note": args.note,
         "commands": commands,
         "all_exit_zero": all(c["exit_code"] == 0 for c in commands),
         "profile": {key: value for key, value in vars(get_profile("netx")).items()},
