@@ -210,9 +210,9 @@ def test_netx_needs_torch_without_the_stand_ins(lava_dl):
 
 # ---- bit-exact through lava-dl's loader in Lava ----
 
-def run_through_netx(fp, data, tmp_path, settle_steps=None):
+def run_through_netx(fp, data, tmp_path, **options):
     export_netx(tmp_path / "model.net", fp)
-    return run_netx(tmp_path / "model.net", fp, data, timeout_s=TIMEOUT_S, settle_steps=settle_steps)
+    return run_netx(tmp_path / "model.net", fp, data, timeout_s=TIMEOUT_S, **options)
 
 
 @pytest.mark.slow
@@ -221,11 +221,14 @@ def test_feed_forward_network_with_delays_is_bit_exact_through_netx(tmp_path, la
     data = make_data(seed=2, n_samples=6, n_steps=60)
     fp, _ = netx_quantised(spec, data)
     assert fp.connections[0].max_delay == 5 and len(np.unique(fp.layer("hidden").du)) > 1
-    result, eq = run_through_netx(fp, data, tmp_path)
+    result, eq = run_through_netx(fp, data, tmp_path, reset="schedule")
     assert eq["bit_exact"] and eq["stream"]["identical"] and eq["n_samples"] == 6
     assert eq["fresh_state"]["bit_exact"]                   # each sample as the fixed-point model computes it
     assert result.hidden_spikes["hidden"].sum() > 6 * 10 and np.abs(result.v_out).max() > 2 ** 14
     np.testing.assert_array_equal(result.v_out, emulate(fp, data).v_out)
+    state, eq = run_through_netx(fp, data, tmp_path)          # reset="state": DelayDense buffers zeroed too
+    assert eq["reset"] == "state" and eq["bit_exact"]
+    np.testing.assert_array_equal(state.v_out, result.v_out)
 
 
 @pytest.mark.slow
@@ -233,13 +236,19 @@ def test_recurrent_network_is_bit_exact_through_netx_including_the_reset_between
     spec = make_network(seed=3)
     data = make_data(seed=3, n_samples=6, n_steps=60, rate=0.15)
     fp, _ = netx_quantised(spec, data)
-    result, eq = run_through_netx(fp, data, tmp_path, settle_steps=0)
+    result, eq = run_through_netx(fp, data, tmp_path, reset="schedule", settle_steps=0)
     assert eq["bit_exact"] and eq["stream"]["identical"], eq["stream"]
     assert result.hidden_spikes["hidden"].sum() > 6 * 30
     # the resets matter: without them the emulated stream is not what netx computes
     stream = netx_stream(len(data), data.n_steps, 2, 0, 0)
     no_reset = emulate(fp, stream.data(data))
     assert not np.array_equal(stream.windows(no_reset.v_out[0]), result.v_out)
+    # reset="state" (the default): u, v and pending messages zeroed between samples, each sample fresh
+    state, eq = run_through_netx(fp, data, tmp_path)
+    assert eq["reset"] == "state" and eq["bit_exact"] and eq["n_samples"] == 6
+    fresh = emulate(fp, data)
+    np.testing.assert_array_equal(state.v_out, fresh.v_out)
+    np.testing.assert_array_equal(state.hidden_spikes["hidden"], fresh.hidden_spikes["hidden"])
 
 
 # ---- the commands ----
@@ -277,7 +286,7 @@ def test_run_export_verify_through_netx(netx_run, capsys):
     assert main(["--quiet", "verify", str(run_dir), "--runtime", "netx", "--samples", "8"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["runtime"] == "netx" and summary["n_samples"] == 8 and summary["bit_exact"] is True
-    assert summary["stream"]["identical"] and summary["gate"]["passed"]
+    assert summary["reset"] == "state" and summary["fresh_state"]["bit_exact"] and summary["gate"]["passed"]
     assert json.loads((run_dir / "verify_netx.json").read_text())["bit_exact"] is True
     assert json.loads((run_dir / "gate_netx.json").read_text())["passed"] is True
     assert json.loads((run_dir / "verify.json").read_text())["n_samples"] == 5     # the NIR check is kept
