@@ -77,7 +77,9 @@ def main(argv=None) -> int:
     from evprop.pipeline.report import analyse_run
     from evprop.pipeline.measure import machine_info, software_versions
 
-    analysis = analyse_run(run_dir, load_config(run_dir / "config.toml"))
+    config = load_config(run_dir / "config.toml")
+    analysis = analyse_run(run_dir, config)
+    schedule = reset_schedule_check(run_dir, config, args.samples)
     float_ok = analysis.float_predictions == analysis.labels
     fixed_ok = analysis.fixed_predictions == analysis.labels
     quant = json.loads((run_dir / "quantise.json").read_text())
@@ -99,10 +101,11 @@ def main(argv=None) -> int:
         "fixed_point_minus_float_pp": paired_difference_pp(fixed_ok, float_ok),
         "fixed_point_test_accuracy_lava_profile": cost["unrestricted_fixed_point_test_accuracy"],
         "netx_profile_cost_pp": cost["cost_pp"],
-        "netx_verify": {key: netx[key] for key in ("n_samples", "bit_exact", "spikes_identical_fraction",
-                                                   "outputs_identical_fraction", "stream", "fresh_state",
-                                                   "lava_test_accuracy", "verify_s")},
+        "netx_verify": {key: netx[key] for key in ("runtime", "reset", "n_samples", "bit_exact",
+                                                   "spikes_identical_fraction", "outputs_identical_fraction",
+                                                   "fresh_state", "lava_test_accuracy", "verify_s")},
         "nir_verify": {key: nir[key] for key in ("n_samples", "bit_exact", "lava_test_accuracy")},
+        "netx_reset_schedule": schedule,
         "weight_exps": sorted({c["weight_exp"] for c in quant["quantisation"]["connections"].values()}),
         "clipped_weights": {name: c["clipped"] for name, c in quant["quantisation"]["connections"].items()},
         "versions": {**software_versions(), "lava-dl": _version("lava-dl")},
@@ -111,6 +114,23 @@ def main(argv=None) -> int:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0 if result["all_exit_zero"] else 1
+
+
+def reset_schedule_check(run_dir: Path, config: dict, samples: int) -> dict:
+    """The same samples through the same file with netx's own reset schedule (run_netx(reset="schedule")):
+    bit-exactness against the emulated stream, agreement with fresh-state emulation, accuracy."""
+    from evprop.fixed_point.emulator import readout_accuracy
+    from evprop.fixed_point.spec import load_fixed_point
+    from evprop.hw_sim.netx_sim import run_netx
+    from evprop.pipeline.build import load_splits
+    from evprop.pipeline.stages import trained_network
+    test = load_splits(config)["test"]
+    subset = test.subset(np.arange(min(samples, len(test))))
+    result, eq = run_netx(run_dir / "model.net", load_fixed_point(run_dir / "fixed_point.npz"), subset,
+                          timeout_s=config["verify"]["timeout_s"], reset="schedule")
+    return {"n_samples": eq["n_samples"], "stream_bit_exact": eq["bit_exact"], "stream": eq["stream"],
+            "fresh_state": eq["fresh_state"], "test_accuracy": readout_accuracy(trained_network(run_dir), result,
+                                                                                subset)}
 
 
 def _version(name: str) -> str:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import evprop.pipeline.stages as stages
+import evprop.pipeline.targets as targets
 from evprop.pipeline.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,11 +48,12 @@ def run(finished_run, tmp_path):
 
 
 def fail(name, error=RuntimeError("injected failure")):
-    """A patch making evprop.pipeline.stages.<name> raise `error` when called."""
+    """A patch making evprop.pipeline.stages.<name> (or, for the Lava run and the comparison, the verification
+    runtime's evprop.pipeline.targets.<name>) raise `error` when called."""
     def patch(monkeypatch):
         def raising(*args, **kwargs):
             raise error
-        monkeypatch.setattr(stages, name, raising)
+        monkeypatch.setattr(targets if name in ("run_lava", "compare") else stages, name, raising)
     return patch
 
 

@@ -81,8 +81,9 @@ def trained_network(run_dir: Path):
 
 TRAIN_FILES = ("config.toml", "checkpoint.npz", "history.jsonl", "train.json")
 LATER_STAGE_FILES = ("finetuned.npz", "fixed_point.npz", "quantise.json", "model.nir", "model.onnx", "verify.json",
-                     "gate.json", "report.json", "report.html", "model.net", "verify_netx.json", "gate_netx.json")
+                     "gate.json", "report.json", "report.html")
 RUN_FILES = TRAIN_FILES + LATER_STAGE_FILES
+NETX_FILES = ("model.net", "verify_netx.json", "gate_netx.json")     # evprop export --format netx, verify --runtime netx
 WORKSPACE = ".partial"          # a new run made inside a folder that holds an old one, until it is complete
 
 
@@ -103,7 +104,7 @@ def start_run(config: dict, run_dir: Path, splits: dict):
     return work, spec
 
 
-def finish_run(work: Path, run_dir: Path, stale=RUN_FILES) -> None:
+def finish_run(work: Path, run_dir: Path, stale=RUN_FILES + NETX_FILES) -> None:
     """Move the files of the complete new run in `work` over the run in `run_dir` and delete the `stale` files
     of the old run that the new one did not make (no-op when the run was made in place)."""
     work, run_dir = Path(work), Path(run_dir)
@@ -159,7 +160,7 @@ def train_stage(config: dict | None, run_dir: Path, splits: dict | None = None, 
         work, spec = start_run(config, run_dir, splits)
     with kept_on_failure(work, run_dir):
         summary = train_in(config, work, splits, spec, state)
-    finish_run(work, run_dir, LATER_STAGE_FILES)
+    finish_run(work, run_dir, LATER_STAGE_FILES + NETX_FILES)
     return summary
 
 

@@ -17,6 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..fixed_point.emulator import emulate
+from ..hw_sim.lava_sim import run_lava
+from ..hw_sim.verify import compare
+
 
 @dataclass(frozen=True)
 class ExportFormat:
@@ -70,9 +74,6 @@ def _check_netx(path, spec, fixed_point):
 
 
 def _run_nir(path, fixed_point, data, timeout_s, on_wait):
-    from ..fixed_point.emulator import emulate
-    from ..hw_sim.lava_sim import run_lava
-    from ..hw_sim.verify import compare
     lava = run_lava(path, data, timeout_s=timeout_s, on_wait=on_wait)
     return lava, compare(emulate(fixed_point, data), lava)
 
