@@ -29,7 +29,7 @@ def snapshot(folder: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
+def finished_run(tmp_path_factory, lava):
     """A complete small run with every file a run can hold (finetuned.npz, gate.json and model.onnx included)."""
     run = tmp_path_factory.mktemp("finished") / "run"
     assert main(["--quiet", "run", str(DEFAULT), "--out", str(run), *SMALL]) == 0
