@@ -1,0 +1,98 @@
+"""configs/speech_digits.toml on the Free Spoken Digit Dataset (FSDD; Zohar Jackson, CC BY-SA 4.0,
+github.com/Jakobovski/free-spoken-digit-dataset): the data set's own split (takes 0-4 test, 5-49 train; the whole
+pipeline: float, fixed point, Lava) and leave-one-speaker-out (float and the linear reference per fold). Accuracies
+with binomial 95% confidence intervals (Wilson). Writes benchmarks/speech_digits.json.
+
+    .venv/bin/python scripts/speech_digits_fsdd.py MANIFEST.csv [--folds all|none|george,lucas] [--out runs/fsdd]
+
+MANIFEST: path,label,speaker,take (FSDD's recordings/{digit}_{speaker}_{take}.wav). Nothing is tuned per split
+or speaker: every run uses the recipe as it is, only the split keys change.
+"""
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "speech_digits.toml"
+TEST_TAKES = [0, 1, 2, 3, 4]
+
+
+def wilson(accuracy: float, n: int, z: float = 1.96) -> list:
+    """Wilson score 95% interval of a binomial proportion."""
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def evprop(command: str, run_dir: Path, overrides: list) -> None:
+    args = [sys.executable, "-m", "evprop.pipeline.cli", "--quiet", command, str(CONFIG), "--out", str(run_dir)]
+    for item in overrides:
+        args += ["--set", item]
+    subprocess.run(args, check=True, cwd=ROOT)
+
+
+def speakers_of(manifest: Path) -> list:
+    from evprop.data.manifest import read_manifest
+    m = read_manifest(manifest)
+    return [m.speaker_names[i] for i in sorted(set(m.speakers.tolist()))]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("manifest", type=Path)
+    parser.add_argument("--folds", default="all", help="leave-one-speaker-out folds: all, none, or speaker names")
+    parser.add_argument("--skip-take-split", action="store_true", help="only the speaker folds")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "fsdd")
+    parser.add_argument("--cache", type=Path, default=ROOT / "data" / "speech_digits" / "cache")
+    parser.add_argument("--result", type=Path, default=ROOT / "benchmarks" / "speech_digits.json")
+    args = parser.parse_args()
+    common = [f"data.manifest='{args.manifest.resolve()}'", "data.test_manifest=''", f"data.cache_dir='{args.cache}'"]
+    result = json.loads(args.result.read_text()) if args.result.is_file() else {}
+    result.update({"config": "configs/speech_digits.toml", "data": "FSDD (Zohar Jackson, CC BY-SA 4.0), "
+                   f"{args.manifest.name}", "command": " ".join(["scripts/speech_digits_fsdd.py"] + sys.argv[1:])})
+    if not args.skip_take_split:
+        run_dir = args.out / "takes"
+        start = time.perf_counter()
+        evprop("run", run_dir, common + [f"data.test_takes={TEST_TAKES}"])
+        report = json.loads((run_dir / "report.json").read_text())
+        acc, n = report["accuracy"], report["accuracy"]["float"]["n_test"]
+        result["take_split"] = {
+            "test_takes": TEST_TAKES, "n_test": n, "wall_s": time.perf_counter() - start,
+            "train_s": report["timing"]["train_s"], "epochs": report["training"]["epochs"],
+            "float": acc["float"]["test"], "float_ci95": wilson(acc["float"]["test"], n),
+            "fixed_point": acc["fixed_point"]["test"], "fixed_point_ci95": wilson(acc["fixed_point"]["test"], n),
+            "fixed_minus_float_pp": 100 * (acc["fixed_point"]["test"] - acc["float"]["test"]),
+            "lava": acc["lava"]["test"], "lava_samples": acc["lava"]["n_samples"],
+            "lava_bit_exact": report["equivalence"]["emulator_vs_lava"]["bit_exact"],
+            "reference_linear": acc["reference_linear"]["test"],
+            "reference_linear_ci95": wilson(acc["reference_linear"]["test"], n)}
+        args.result.write_text(json.dumps(result, indent=2) + "\n")
+    folds = [] if args.folds == "none" else speakers_of(args.manifest) if args.folds == "all" \
+        else args.folds.split(",")
+    per_fold = result.get("leave_one_speaker_out", {}).get("folds", {})
+    for speaker in folds:
+        run_dir = args.out / f"loso_{speaker}"
+        evprop("train", run_dir, common + [f"data.test_speakers=['{speaker}']"])
+        train = json.loads((run_dir / "train.json").read_text())
+        n = train["n_test"]
+        per_fold[speaker] = {"n_test": n, "float": train["float_test_accuracy"],
+                             "float_ci95": wilson(train["float_test_accuracy"], n),
+                             "reference_linear": train["reference_linear"]["test"], "train_s": train["train_s"]}
+        done = list(per_fold.values())
+        result["leave_one_speaker_out"] = {
+            "folds": per_fold, "n_folds": len(done),
+            "mean_float": sum(f["float"] for f in done) / len(done),
+            "mean_reference_linear": sum(f["reference_linear"] for f in done) / len(done),
+            "pooled_float_ci95": wilson(sum(f["float"] * f["n_test"] for f in done) / sum(f["n_test"] for f in done),
+                                        sum(f["n_test"] for f in done))}
+        args.result.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
