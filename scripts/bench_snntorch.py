@@ -8,7 +8,7 @@ Same network, data and initial weights as evprop.pipeline.bench (700 Poisson inp
 LIF tuned to ~14 Hz, 20 LI outputs, sum_exp cross-entropy, batch 32, Adam) written the way snnTorch's tutorials
 write it: `snn.RSynaptic` (all-to-all recurrence) for the hidden layer, `snn.Synaptic` without reset and with an
 unreachable threshold as the LI readout, a Python loop over time steps, atan surrogate, loss.backward(). The
-discrete step is evprop's (DESIGN section 2): snnTorch's syn = alpha syn + x, mem = beta mem + syn with
+discrete step is evprop's (docs/architecture.md, the discrete step): snnTorch's syn = alpha syn + x, mem = beta mem + syn with
 alpha = exp(-dt/tau_syn), beta = exp(-dt/tau_mem) and the weights multiplied by evprop's g.
     samples_per_s      batch / median time of one update (forward, loss, backward, Adam step)
     saved_state_mb     bytes of the tensors autograd saves for the backward pass in one forward (distinct
@@ -27,9 +27,10 @@ import numpy as np
 import snntorch as snn
 import torch
 
-from evprop.hw_sim.emulator import input_raster
+from evprop.fixed_point.emulator import input_raster
 from evprop.model.spec import discretise
-from evprop.pipeline.bench import (DT_MS, N_INPUTS, TAU_MEM_MS, TAU_SYN_MS, ShdNetwork, machine_info, poisson_batch,
+from evprop.pipeline.measure import machine_info  # noqa: E402
+from evprop.pipeline.bench import (DT_MS, N_INPUTS, TAU_MEM_MS, TAU_SYN_MS, ShdNetwork, poisson_batch,
                                    tune_input_mean)
 
 ROOT = Path(__file__).resolve().parents[1]

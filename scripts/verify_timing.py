@@ -28,12 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from evprop.export.nir import export_nir  # noqa: E402
-from evprop.export.quantise import quantise  # noqa: E402
-from evprop.hw_sim.emulator import emulate  # noqa: E402
+from evprop.fixed_point.quantise import quantise  # noqa: E402
+from evprop.fixed_point.emulator import emulate  # noqa: E402
 from evprop.hw_sim.lava_sim import run_lava  # noqa: E402
 from evprop.hw_sim.verify import compare  # noqa: E402
-from evprop.pipeline.bench import ShdNetwork, hidden_rate_hz, machine_info, poisson_batch, tune_input_mean  # noqa
-from evprop.train.engine import state_bounds  # noqa: E402
+from evprop.pipeline.measure import machine_info  # noqa: E402
+from evprop.pipeline.bench import ShdNetwork, hidden_rate_hz, poisson_batch, tune_input_mean  # noqa
+from evprop.fixed_point.calibrate import state_bounds  # noqa: E402
 
 
 def main(argv=None) -> int:

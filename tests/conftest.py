@@ -1,18 +1,42 @@
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-REFERENCE = SHARED / "reference" / "mlgenn" / "tiny_cases.json"
+DATA = Path(__file__).resolve().parent / "data"
+MLGENN = DATA / "mlgenn"                          # mlGeNN's own numbers; origin in tests/data/mlgenn/README.md
+REFERENCE = MLGENN / "tiny_cases.json"
+
+
+@pytest.fixture(scope="session")
+def lava():
+    """Tests and fixtures that run Lava request this (modules: `pytestmark = pytest.mark.usefixtures("lava")`):
+    without Lava (the [lava] extra, Python 3.10 only) they are skipped, and the skip reason says why."""
+    from evprop.hw_sim.lava_sim import lava_missing
+    reason = lava_missing()
+    if reason is not None:
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def reference_cases():
     from evprop.train.reference import load_cases
-    if not REFERENCE.is_file():
-        pytest.skip(f"reference file {REFERENCE} not present")
     return load_cases(REFERENCE)
+
+
+def require_tool(name: str, *alternatives: str) -> str:
+    """Path of the system tool `name` (or of the first alternative found). Missing: the test skips, except under
+    EVPROP_REQUIRE_TOOLS=1 (set by .ci/run after installing the tools), where it fails."""
+    for candidate in (name,) + alternatives:
+        path = shutil.which(candidate)
+        if path:
+            return path
+    message = f"{name} is not installed"
+    if os.environ.get("EVPROP_REQUIRE_TOOLS") == "1":
+        pytest.fail(f"{message}, and EVPROP_REQUIRE_TOOLS=1 says it must be", pytrace=False)
+    pytest.skip(message)
 
 
 def random_network(seed=0, n_in=5, n_hidden=12, n_out=3, n_steps=60, recurrent=True, max_delay=0,

@@ -1,12 +1,12 @@
 """Exact continuous-time reference of the EventProp network model (pure numpy/scipy, test utility).
 
-evprop simulates and differentiates a *discrete-time* model (DESIGN section 2). This module simulates the
-*continuous-time* model it approximates, exactly (event-driven, closed forms between events, threshold crossings
-root-found to ~1e-13 ms), and differentiates it by central finite differences. The gradients of evprop must
-converge to these as dt -> 0.
+evprop simulates and differentiates a *discrete-time* model (docs/architecture.md, the discrete step). This
+module simulates the *continuous-time* model it approximates, exactly (event-driven, closed forms between events,
+threshold crossings root-found to ~1e-13 ms), and differentiates it by central finite differences. The gradients
+of evprop must converge to these as dt -> 0.
 
-Model (times in ms; DIGEST section 2). Hidden LIF neurons and LI output neurons, each with its own tau_mem and
-tau_syn (tau_syn belongs to the postsynaptic neuron):
+Model (times in ms; Wunderlich & Pehle 2021, eqs. (1)-(2); Nowotny, Turner & Knight 2025, Table 1). Hidden LIF
+neurons and LI output neurons, each with its own tau_mem and tau_syn (tau_syn belongs to the postsynaptic neuron):
 
     tau_mem dV/dt = -V + I,    tau_syn dI/dt = -I
     a spike of presynaptic neuron i at time t_k adds w[i, j] to I_j at time t_k + d[i, j]   (d >= 0, continuous)

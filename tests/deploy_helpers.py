@@ -38,9 +38,9 @@ def make_data(seed=0, n_samples=20, n_steps=60, n_in=5, rate=0.1):
 
 def quantise_calibrated(spec, data, percentile=99.0):
     """What the pipeline does: bound the float network's state on `data`, quantise, add the headroom report."""
-    from evprop.export.quantise import add_headroom, quantise
-    from evprop.hw_sim.emulator import emulate
-    from evprop.train.engine import state_bounds
+    from evprop.fixed_point.quantise import add_headroom, quantise
+    from evprop.fixed_point.emulator import emulate
+    from evprop.fixed_point.calibrate import state_bounds
     fp, report = quantise(spec, state_bounds(spec, data), percentile)
     add_headroom(report, fp, emulate(fp, data, record_hidden=False))
     return fp, report
@@ -66,3 +66,56 @@ def two_hidden_with_skip():
              Connection("in", "out", rng.normal(0, 0.2, (4, 2))),
              Connection("h2", "out", rng.normal(0, 0.3, (5, 2))))
     return NetworkSpec(0.5, 80, layers, conns, "max")
+
+
+def network_quantising_to(fp, dt_ms=1.0):
+    """The float NetworkSpec whose quantisation at fp's scales (v_lsb, weight_exp) is exactly `fp`: the inverse of
+    evprop.fixed_point.quantise.device_params (beta = (4095 - du) / 4096, alpha = (4096 - dv) / 4096,
+    g w = W_L 2**(weight_exp + 6) v_lsb, theta = vth 64 v_lsb). Needs du < 4095 and dv > 0 (finite taus)."""
+    from evprop.model.spec import discretise
+    layers, g = [InputLayer(fp.input_name, fp.input_size)], {}
+    for layer in fp.layers:
+        tau_syn = -dt_ms / np.log((4095 - layer.du) / 4096)
+        tau_mem = -dt_ms / np.log((4096 - layer.dv) / 4096)
+        g[layer.name] = discretise(tau_mem, tau_syn, dt_ms)[2]
+        if layer.kind == "lif":
+            layers.append(LIFLayer(layer.name, layer.size, tau_mem, tau_syn, layer.vth * 64 * layer.v_lsb))
+        else:
+            layers.append(LILayer(layer.name, layer.size, tau_mem, tau_syn))
+    conns = []
+    for conn in fp.connections:
+        unit = fp.layer(conn.target).v_lsb * 2.0 ** (conn.weight_exp + 6)
+        conns.append(Connection(conn.source, conn.target, conn.weight.T * unit / g[conn.target][None, :],
+                                conn.delay.T.astype(float), int(conn.delay.max(initial=0))))
+    return NetworkSpec(dt_ms=dt_ms, n_steps=fp.n_steps, layers=tuple(layers), connections=tuple(conns),
+                       readout=fp.readout)
+
+
+# ---- edited NIR files (issue 13: both passed `evprop verify` bit-exact before the standard fields were checked) ----
+
+def zero_standard_weights(path):
+    """Set every Linear node's standard `weight` to zero, leaving evprop's metadata integers as they were."""
+    import h5py
+    with h5py.File(path, "r+") as f:
+        for name, group in f["node/nodes"].items():
+            if group["type"][()].decode() == "Linear":
+                group["weight"][...] = 0.0
+
+
+def add_recurrent_path(path, layer="hidden", factor=50.0, how="copy"):
+    """Add a path from `layer` back to itself carrying `factor` x its recurrent weights: how='copy' a Linear with
+    the recurrent branch's metadata copied, 'plain' a bare Linear, 'scale' a Scale node into the existing branch."""
+    import nir
+    graph = nir.read(str(path))
+    branch = next(k for k, n in graph.nodes.items() if isinstance(n, nir.Linear)
+                  and str(n.metadata.get("connection")) == f"{layer}->{layer}")
+    node = graph.nodes[branch]
+    edges = list(graph.edges)
+    if how == "scale":
+        graph.nodes[f"{layer}.x{factor:g}"] = nir.Scale(scale=np.full(node.weight.shape[1], factor))
+        edges += [(layer, f"{layer}.x{factor:g}"), (f"{layer}.x{factor:g}", branch)]
+    else:
+        meta = dict(node.metadata) if how == "copy" else {}
+        graph.nodes[f"{layer}.x{factor:g}"] = nir.Linear(weight=factor * np.asarray(node.weight), metadata=meta)
+        edges += [(layer, f"{layer}.x{factor:g}"), (f"{layer}.x{factor:g}", layer)]
+    nir.write(str(path), nir.NIRGraph(nodes=graph.nodes, edges=edges, metadata=graph.metadata))

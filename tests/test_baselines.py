@@ -58,7 +58,7 @@ def test_dense_forward_is_the_engine_forward():
     fwd = forward(net, data, max_spikes=200)
     dense = dense_forward(net, data)
     np.testing.assert_array_equal(dense.v_out, fwd.v_out)
-    np.testing.assert_array_equal(dense.spike_count(), fwd.spike_count)
+    np.testing.assert_array_equal(dense.spike_count, fwd.spike_count)
     assert fwd.spike_count[:, :10].sum() > 100          # the reset is exercised
 
 

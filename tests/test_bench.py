@@ -31,7 +31,7 @@ def test_tiny_bench_returns_every_key_with_sane_values(tiny, algorithm):
     assert result["hidden_spikes_per_sample"] == pytest.approx(result["hidden_rate_hz"] * 16 * 0.05)
     assert 5 < result["input_rate_hz"] < 15
     machine = result["machine"]
-    assert machine["cores"] >= 1 and machine["numpy"] and machine["numba"] and machine["python"].startswith("3.")
+    assert machine["logical_cpus"] >= 1 and machine["numpy"] and machine["numba"] and machine["python"].startswith("3.")
 
 
 def test_dense_state_grows_with_steps_eventprop_does_not():

@@ -60,31 +60,35 @@ def _case(max_delay, dtype=np.float64, seed=2):
 
 
 def _forward_args(spec, data, net, cut, compact, max_spikes=MAX_SPIKES, track_state=True):
+    from evprop.train.engine import spike_inputs
+    from evprop.train.kernel_args import ForwardOptions
     readout_w = spec.readout_weights() if compact else np.zeros(0)
-    return (data.steps, data.channels, data.offsets, spec.n_steps, net.n_in, net.alpha, net.beta, net.g, net.theta,
-            net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.seg_delayed, net.w_flat, net.d_flat,
-            net.ring_len, net.n_out, max_spikes, 2, cut, track_state, not compact, readout_w)
+    return net.arrays, spike_inputs(data), ForwardOptions(max_spikes=max_spikes, n_chunks=2, cut_step=cut,
+                                                          track_state=track_state, record_v=not compact,
+                                                          readout_w=readout_w)
 
 
-def _backward_args(spec, data, net, tape, drive, cut, need_delays, need_taus):
-    dl_dv, readout_w, dl_dscore, spike_jump, dl_dt = drive
-    return (data.steps, data.channels, data.offsets, spec.n_steps, net.n_in, net.alpha, net.beta, net.g, net.theta,
-            net.tau_mem, net.tau_syn, net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.seg_delayed,
-            net.w_flat, net.d_flat, net.ring_len, net.n_out, tape[1], tape[2], tape[3], tape[4], dl_dv, readout_w,
-            dl_dscore, spike_jump, dl_dt, 2, cut, need_delays, need_taus)
+def _backward_args(spec, data, net, fwd, drive, cut, need_delays, need_taus):
+    from evprop.train.engine import spike_inputs
+    from evprop.train.kernel_args import BackwardOptions
+    return net.arrays, spike_inputs(data), fwd.tape, drive, BackwardOptions(n_chunks=2, cut_step=cut,
+                                                                           need_delays=need_delays,
+                                                                           need_taus=need_taus)
 
 
 def _tape_dict(fwd, b):
     """{(step, neuron): tape index} of trial b."""
-    return {(int(fwd[1][b, p]), int(fwd[2][b, p])): p for p in range(int(fwd[4][b]))}
+    tape = fwd.tape
+    return {(int(tape.step[b, p]), int(tape.neuron[b, p])): p for p in range(int(tape.length[b]))}
 
 
 def _drive(spec, net, fwd_cpu, fwd_gpu, compact, with_dl_dt, seed=0):
     """Random loss drives: (per-step or separable) output drive, spike_jump, and a tape_dl_dt for each tape (the
     same value for the same (step, neuron), whatever its tape position)."""
+    from evprop.train.kernel_args import BackwardDrive
     dtype = net.w_flat.dtype
     rng = np.random.default_rng(seed)
-    n_batch = len(fwd_cpu[4])
+    n_batch = len(fwd_cpu.tape.length)
     if compact:
         dl_dv = np.zeros((n_batch, 0, net.n_out), dtype=dtype)
         readout_w = spec.readout_weights().astype(dtype)
@@ -94,15 +98,16 @@ def _drive(spec, net, fwd_cpu, fwd_gpu, compact, with_dl_dt, seed=0):
         readout_w, dl_dscore = np.zeros(0, dtype=dtype), np.zeros((n_batch, 0), dtype=dtype)
     spike_jump = rng.normal(size=(n_batch, net.n_neurons)).astype(dtype)
     if not with_dl_dt:
-        empty = np.zeros((n_batch, 0), dtype=dtype)
-        return (dl_dv, readout_w, dl_dscore, spike_jump, empty), (dl_dv, readout_w, dl_dscore, spike_jump, empty)
-    dl_dt_cpu = rng.normal(size=fwd_cpu[1].shape).astype(dtype)
-    dl_dt_gpu = np.zeros(fwd_gpu[1].shape, dtype=dtype)
+        drive = BackwardDrive(dl_dv, readout_w, dl_dscore, spike_jump, np.zeros((n_batch, 0), dtype=dtype))
+        return drive, drive
+    dl_dt_cpu = rng.normal(size=fwd_cpu.tape.step.shape).astype(dtype)
+    dl_dt_gpu = np.zeros(fwd_gpu.tape.step.shape, dtype=dtype)
     for b in range(n_batch):
         where = _tape_dict(fwd_cpu, b)
         for key, p in _tape_dict(fwd_gpu, b).items():
             dl_dt_gpu[b, p] = dl_dt_cpu[b, where[key]]
-    return (dl_dv, readout_w, dl_dscore, spike_jump, dl_dt_cpu), (dl_dv, readout_w, dl_dscore, spike_jump, dl_dt_gpu)
+    return (BackwardDrive(dl_dv, readout_w, dl_dscore, spike_jump, dl_dt_cpu),
+            BackwardDrive(dl_dv, readout_w, dl_dscore, spike_jump, dl_dt_gpu))
 
 
 def _close(a, b, rel):
@@ -112,18 +117,19 @@ def _close(a, b, rel):
 
 
 def _check_forward(cpu, gpu, rel):
-    v_out, _, _, _, tape_len, counts, overflow, state_max, scores = cpu
-    assert np.array_equal(counts, gpu[5]) and np.array_equal(tape_len, gpu[4]) and np.array_equal(overflow, gpu[6])
-    for b in range(len(tape_len)):
-        steps = gpu[1][b, :gpu[4][b]]
+    assert np.array_equal(cpu.spike_count, gpu.spike_count) and np.array_equal(cpu.tape.length, gpu.tape.length)
+    assert np.array_equal(cpu.overflow_neuron, gpu.overflow_neuron)
+    for b in range(len(cpu.tape.length)):
+        steps = gpu.tape.step[b, :gpu.tape.length[b]]
         assert np.all(np.diff(steps) >= 0), "CUDA tape not in step order"
         where_cpu, where_gpu = _tape_dict(cpu, b), _tape_dict(gpu, b)
         assert where_cpu.keys() == where_gpu.keys(), f"trial {b}: spike (step, neuron) sets differ"
         for key, p in where_cpu.items():
-            assert abs(cpu[3][b, p] - gpu[3][b, where_gpu[key]]) <= rel * max(1.0, abs(cpu[3][b, p]))
-    _close(v_out, gpu[0], rel)
-    _close(state_max, gpu[7], rel)
-    _close(scores, gpu[8], rel)
+            imv = cpu.tape.imv[b, p]
+            assert abs(imv - gpu.tape.imv[b, where_gpu[key]]) <= rel * max(1.0, abs(imv))
+    _close(cpu.v_out, gpu.v_out, rel)
+    _close(cpu.state_max, gpu.state_max, rel)
+    _close(cpu.scores, gpu.scores, rel)
 
 
 CASES = [   # max_delay, cut step, compact readout, tape_dl_dt, need_delays, need_taus
@@ -143,7 +149,7 @@ def test_matches_cpu_kernels(max_delay, cut, compact, with_dl_dt, need_delays, n
     spec, data, net = _case(max_delay)
     fargs = _forward_args(spec, data, net, cut, compact)
     cpu, gpu = forward_kernel(*fargs), forward_cuda(*fargs)
-    assert cpu[5].sum() >= 30 and cpu[5][:, :6].max() >= 3      # the hidden layer is active (several spikes)
+    assert cpu.spike_count.sum() >= 30 and cpu.spike_count[:, :6].max() >= 3      # the hidden layer is active (several spikes)
     _check_forward(cpu, gpu, 1e-12)
     drive_cpu, drive_gpu = _drive(spec, net, cpu, gpu, compact, with_dl_dt)
     ref = backward_kernel(*_backward_args(spec, data, net, cpu, drive_cpu, cut, need_delays, need_taus))
@@ -153,8 +159,8 @@ def test_matches_cpu_kernels(max_delay, cut, compact, with_dl_dt, need_delays, n
     for r, g, m in zip(ref, got, mixed):
         _close(r, g, 1e-10)
         _close(r, m, 1e-10)
-    assert np.any(ref[0] != 0) and np.any(ref[1] != 0) == need_delays
-    assert np.any(ref[2] != 0) == need_taus
+    assert np.any(ref.weights != 0) and np.any(ref.delays_per_ms != 0) == need_delays
+    assert np.any(ref.alpha != 0) == need_taus
 
 
 @direct
@@ -165,7 +171,7 @@ def test_overflow_matches_cpu_kernels():
     spec, data, net = _case(3)
     fargs = _forward_args(spec, data, net, -1, False, max_spikes=2, track_state=False)
     cpu, gpu = forward_kernel(*fargs), forward_cuda(*fargs)
-    assert np.all(cpu[6] >= 0)                  # every trial overflows
+    assert np.all(cpu.overflow_neuron >= 0)                  # every trial overflows
     _check_forward(cpu, gpu, 1e-12)
     drive_cpu, drive_gpu = _drive(spec, net, cpu, gpu, False, False)
     ref = backward_kernel(*_backward_args(spec, data, net, cpu, drive_cpu, -1, True, True))
@@ -182,7 +188,7 @@ def test_float32_matches_cpu_kernels():
     spec, data, net = _case(3, dtype=np.float32)
     fargs = _forward_args(spec, data, net, -1, False)
     cpu, gpu = forward_kernel(*fargs), forward_cuda(*fargs)
-    assert gpu[0].dtype == np.float32 and gpu[3].dtype == np.float32
+    assert gpu.v_out.dtype == np.float32 and gpu.tape.imv.dtype == np.float32
     _check_forward(cpu, gpu, 1e-5)
     drive_cpu, drive_gpu = _drive(spec, net, cpu, gpu, False, True)
     ref = backward_kernel(*_backward_args(spec, data, net, cpu, drive_cpu, -1, True, True))
@@ -196,10 +202,11 @@ def test_float32_matches_cpu_kernels():
 def test_backward_rejects_unordered_tape():
     from evprop.train.cuda_kernels import backward_cuda, forward_cuda
     spec, data, net = _case(0)
-    fwd = list(forward_cuda(*_forward_args(spec, data, net, -1, False)))
-    n = int(fwd[4][0])
-    fwd[1] = fwd[1].copy()
-    fwd[1][0, :n] = fwd[1][0, :n][::-1]
+    fwd = forward_cuda(*_forward_args(spec, data, net, -1, False))
+    n = int(fwd.tape.length[0])
+    steps = fwd.tape.step.copy()
+    steps[0, :n] = steps[0, :n][::-1]
+    fwd = fwd._replace(tape=fwd.tape._replace(step=steps))
     drive, _ = _drive(spec, net, fwd, fwd, False, False)
     with pytest.raises(ValueError, match="step order"):
         backward_cuda(*_backward_args(spec, data, net, fwd, drive, -1, True, True))

@@ -4,10 +4,9 @@ Lava runs in a child process with a hard timeout (it hangs instead of raising wh
 import numpy as np
 import pytest
 
-from evprop.hw_sim.lava_procs.delay_check import compare_connections
-from evprop.hw_sim.lava_procs.delay_dense import RingDelayDense
-
 TIMEOUT_S = 120.0
+
+pytestmark = pytest.mark.usefixtures("lava")
 
 CASES = [  # (seed, n_in, n_out, n_steps, max delay, weight_exp, sign_mode, input rate)
     (0, 12, 7, 40, 8, 0, "mixed", 0.3),
@@ -35,6 +34,7 @@ def random_case(seed, n_in, n_out, n_steps, max_delay, sign_mode, rate):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed,n_in,n_out,n_steps,max_delay,weight_exp,sign_mode,rate", CASES)
 def test_every_message_equals_lava_delay_dense(seed, n_in, n_out, n_steps, max_delay, weight_exp, sign_mode, rate):
+    from evprop.hw_sim.lava_procs.delay_check import compare_connections      # imports Lava
     weights, delays, raster = random_case(seed, n_in, n_out, n_steps, max_delay, sign_mode, rate)
     out = compare_connections(weights, delays, raster, weight_exp, sign_mode, timeout_s=TIMEOUT_S)
     lava, ring = out["lava"]["messages"], out["ring"]["messages"]
@@ -45,6 +45,7 @@ def test_every_message_equals_lava_delay_dense(seed, n_in, n_out, n_steps, max_d
 
 @pytest.mark.slow
 def test_arrival_step_is_emission_plus_one_plus_delay():
+    from evprop.hw_sim.lava_procs.delay_check import compare_connections      # imports Lava
     weights = np.array([[10, 0], [0, 20]])
     delays = np.array([[0, 0], [0, 5]])
     raster = np.zeros((4, 2), bool)
@@ -56,6 +57,7 @@ def test_arrival_step_is_emission_plus_one_plus_delay():
 
 
 def test_invalid_delays_raise_in_the_parent():
+    from evprop.hw_sim.lava_procs.delay_dense import RingDelayDense      # imports Lava
     weights = np.ones((2, 3), int)
     with pytest.raises(ValueError, match=r"delays must lie in \[0, 63\].*got \[0, 64\]"):
         RingDelayDense(weights=weights, delays=np.array([[0, 1, 64], [0, 0, 0]]))
@@ -70,7 +72,7 @@ def test_lava_sim_with_long_delays_matches_emulator(tmp_path):
     """lava_sim builds RingDelayDense for delayed connections: still bit-exact with the emulator (delays to 40)."""
     from deploy_helpers import make_data, make_network, quantise_calibrated
     from evprop.export.nir import export_nir
-    from evprop.hw_sim.emulator import emulate
+    from evprop.fixed_point.emulator import emulate
     from evprop.hw_sim.lava_sim import run_lava
     from evprop.hw_sim.verify import compare
 

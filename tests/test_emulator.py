@@ -7,8 +7,9 @@ import pytest
 
 from deploy_helpers import float_run, quantise_calibrated, make_data, make_network
 from evprop.data.spikes import SpikeData
-from evprop.export.quantise import VTH_MAX, FixedConnection, FixedLayer, FixedPointSpec, quantise
-from evprop.hw_sim.emulator import emulate
+from evprop.fixed_point.quantise import quantise
+from evprop.fixed_point.spec import VTH_MAX, FixedConnection, FixedLayer, FixedPointSpec
+from evprop.fixed_point.emulator import emulate
 
 
 def tiny(out_du, out_dv, weights, weight_exp=0, mode="excitatory", delay=None, hidden=None, out_vth=VTH_MAX):

@@ -18,11 +18,13 @@ def test_matches_mlgenn(reference_cases, case):
     result = gradcheck(reference_cases, case)
     assert result["hidden_spikes_identical"]
     assert result["max_spike_time_diff_ms"] == 0.0
-    assert result["readout_max_rel_diff"] < 1e-3
-    assert abs(result["loss"] - result["loss_reference"]) < 1e-5
+    # the README's claims: readouts within 1.2e-6 relative (mlGeNN runs in float32), every cosine >= 0.996
+    assert result["readout_max_rel_diff"] < 1.2e-6
+    assert abs(result["loss"] - result["loss_reference"]) < 1e-7
     for key, m in result["matrices"].items():
-        assert m["cosine"] >= 0.99, (key, m)
-    # mlGeNN's output gradient is ~0.96/tau_mem times the true one (CONVENTIONS 'Scale of the gradients')
+        assert m["cosine"] >= 0.996, (key, m)
+    # mlGeNN's output gradient is ~0.96/tau_mem times the true one (its output drive is divided by tau_mem;
+    # tests/data/mlgenn/README.md)
     assert 0.045 < result["matrices"]["dL/dW_ho"]["scale_ratio_ref_over_evprop"] < 0.05
 
 
@@ -167,3 +169,22 @@ def test_kernels_allocate_nothing_per_step_or_spike():
         counts[steps] = (middle - before, rtsys.get_allocation_stats().alloc - middle, int(fwd.spike_count.sum()))
     assert counts[80][2] > counts[40][2]                         # more steps, more spikes ...
     assert counts[80][:2] == counts[40][:2]                      # ... the same allocations
+
+
+def test_kernel_bundle_shares_the_networks_arrays():
+    """CompiledNetwork.arrays holds the network's own arrays, by name: in-place updates (optimisers, clamps) reach
+    the kernels, and each field is the array of that name (nothing swapped by position)."""
+    from evprop.train.kernel_args import NetworkArrays
+    net = CompiledNetwork.from_spec(random_network(seed=3, max_delay=4))
+    bundle = net.arrays
+    for name in NetworkArrays._fields:
+        value = getattr(bundle, name)
+        if isinstance(value, np.ndarray):
+            assert value is getattr(net, name), name
+    assert (bundle.n_steps, bundle.n_in, bundle.n_out, bundle.ring_len) == (net.spec.n_steps, net.n_in, net.n_out, 5)
+    net.tau_mem[:] = 3.0
+    net.clamp_taus(4.0, 1.0)
+    np.testing.assert_array_equal(bundle.alpha, np.exp(-1.0 / 4.0))
+    net.delay_flat[:] = 2.6
+    net.clamp_delays()
+    assert np.all(bundle.d_flat == 3)

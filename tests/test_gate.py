@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from evprop.hw_sim.gate import GateCriteria, evaluate_gate, gate_run_dir, junit_xml, write_junit, \
+from evprop.pipeline.gate import GateCriteria, evaluate_gate, gate_run_dir, junit_xml, write_junit, \
     write_summary_json
 
 
@@ -104,7 +104,7 @@ def test_run_dir_and_json_summary(tmp_path):
 
 
 def test_failed_run_still_gives_a_junit_failure():
-    from evprop.hw_sim.gate import failed_run
+    from evprop.pipeline.gate import failed_run
     result = failed_run("Lava run did not finish within its hard timeout of 5 s")
     root = ET.fromstring(junit_xml(result))
     assert not result.passed and root.get("tests") == "1" and root.get("failures") == "1"

@@ -4,14 +4,17 @@ with a hard timeout (it hangs instead of raising when a process model fails)."""
 import numpy as np
 import pytest
 
-from deploy_helpers import quantise_calibrated, make_data, make_network
+from deploy_helpers import make_data, make_network, network_quantising_to, quantise_calibrated
 from evprop.export.nir import export_nir
-from evprop.export.quantise import FixedConnection, FixedLayer, FixedPointSpec, quantise
-from evprop.hw_sim.emulator import EmulatorResult, emulate
+from evprop.fixed_point.quantise import quantise, quantise_at
+from evprop.fixed_point.spec import FixedConnection, FixedLayer, FixedPointSpec
+from evprop.fixed_point.emulator import EmulatorResult, emulate
 from evprop.hw_sim.lava_sim import LavaResult, run_lava
 from evprop.hw_sim.verify import compare
 
 TIMEOUT_S = 240.0
+
+pytestmark = pytest.mark.usefixtures("lava")
 
 
 def assert_bit_exact(fp, data, tmp_path, spec):
@@ -49,10 +52,10 @@ def test_lava_matches_emulator_with_delays_and_per_neuron_decays(tmp_path):
 def test_lava_overflow_behaviour_matches_emulator(tmp_path):
     """Extreme integers: u wraps, v saturates, messages exceed 16 bits, a negative weight_exp floors."""
     rng = np.random.default_rng(3)
-    spec = make_network(n_in=40, n_hidden=20, n_steps=30)
     data = make_data(n_samples=6, n_steps=30, n_in=40, rate=0.3)
-    layers = (FixedLayer("hidden", "lif", rng.integers(0, 4096, 20), rng.integers(0, 4096, 20), 20000, 1e-6),
-              FixedLayer("output", "li", rng.integers(0, 4096, 3), rng.integers(0, 300, 3), 131071, 1e-6))
+    # du < 4095 and dv > 0: the float network the file must hold has finite taus
+    layers = (FixedLayer("hidden", "lif", rng.integers(0, 4095, 20), rng.integers(1, 4096, 20), 20000, 1e-6),
+              FixedLayer("output", "li", rng.integers(0, 4095, 3), rng.integers(1, 300, 3), 131071, 1e-6))
     conns = (FixedConnection("input", "hidden", 2 * rng.integers(-128, 128, (20, 40)), 7, "mixed",
                              np.zeros((20, 40), int)),
              FixedConnection("hidden", "hidden", 2 * rng.integers(-128, 128, (20, 20)), 5, "mixed",
@@ -60,6 +63,8 @@ def test_lava_overflow_behaviour_matches_emulator(tmp_path):
              FixedConnection("hidden", "output", rng.integers(0, 256, (3, 20)), -3, "excitatory",
                              np.zeros((3, 20), int)))
     fp = FixedPointSpec(1.0, 30, "input", 40, layers, conns)
+    spec = network_quantising_to(fp)
+    assert quantise_at(spec, {"hidden": 1e-6, "output": 1e-6}, {c.name: c.weight_exp for c in conns}) == fp
     emu, _ = assert_bit_exact(fp, data, tmp_path, spec)
     assert emu.u_wraps["hidden"].sum() > 0 and emu.v_saturations["hidden"].sum() > 0
     assert emu.message_overflows["hidden"].sum() > 0
@@ -76,7 +81,7 @@ def test_timeout_kills_the_child_and_names_the_limit(tmp_path):
 def test_nir_without_fixed_point_is_refused(tmp_path):
     spec = make_network()
     export_nir(tmp_path / "float.nir", spec)
-    with pytest.raises(RuntimeError, match="no fixed-point integers"):
+    with pytest.raises(ValueError, match="float.nir: NIR graph holds no fixed-point integers"):
         run_lava(tmp_path / "float.nir", make_data(n_samples=1), timeout_s=TIMEOUT_S)
 
 

@@ -40,7 +40,8 @@ def test_voltage_losses_give_exact_output_gradients(loss_name, readout):
 def test_sum_gaus_weighting_is_the_thesis_function():
     spec = random_network(readout="sum_gaus", n_steps=100)
     w = spec.readout_weights() * spec.n_steps
-    # w(x) = 2 (0.4 + 4.4 x exp(-x^2 / (2 * 0.2^2))): 0.8 at x = 0, peak ~1.87 near x = 0.2 (DIGEST 3.7.1)
+    # w(x) = 2 (0.4 + 4.4 x exp(-x^2 / (2 * 0.2^2))): 0.8 at x = 0, peak ~1.87 near x = 0.2
+    # (Klotins 2025, eqs. (26)-(27))
     assert w[0] == pytest.approx(0.8)
     assert w.max() == pytest.approx(2 * (0.4 + 4.4 * 0.2 * np.exp(-0.5)), rel=1e-3)
     assert abs(np.argmax(w) / 100 - 0.2) <= 0.01

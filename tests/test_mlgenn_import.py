@@ -1,10 +1,16 @@
-"""mlGeNN checkpoint arrays (Numpy serialiser layout) + TOML map -> NetworkSpec: round trip and one-line errors."""
+"""mlGeNN checkpoint arrays (Numpy serialiser layout) + TOML map -> NetworkSpec: a checkpoint laid out as mlGeNN writes
+it, round trips and one-line errors."""
 
 import numpy as np
 import pytest
 
+from conftest import MLGENN
 from deploy_helpers import make_network
 from evprop.export.mlgenn_import import MapError, array_file, export_mlgenn_arrays, import_mlgenn, map_toml_text
+from evprop.train.compiled import CompiledNetwork
+from evprop.train.engine import forward
+from evprop.train.losses import get_loss
+from evprop.train.reference import case_data, hidden_spike_lists, load_cases
 
 KEYS = {"input->hidden": "Conn_Pop0_Pop1", "hidden->hidden": "Conn_Pop1_Pop1", "hidden->output": "Conn_Pop1_Pop2"}
 
@@ -71,3 +77,30 @@ def test_other_map_errors(tmp_path):
         import_mlgenn(directory, map_path)
     with pytest.raises(MapError, match="nothing.toml: map file not found"):
         import_mlgenn(directory, tmp_path / "nothing.toml")
+
+
+def test_a_checkpoint_in_mlgenn_layout_gives_mlgenn_hidden_spikes():
+    """tests/data/mlgenn/checkpoint/ holds network B of tiny_cases.json as mlGeNN's Checkpoint callback and Numpy
+    serialiser write it (tests/data/mlgenn/make_checkpoint.py: <epoch>-Conn_PopA_PopB-g.npy, flat float32
+    [pre][post]; -d.npy for learned delays), not as export_mlgenn_arrays does. Imported with a hand-written map, the
+    network reproduces the hidden spike times mlGeNN recorded for that case and its readouts to 1.2e-6."""
+    directory = MLGENN / "checkpoint"
+    spec = import_mlgenn(directory, directory / "map.toml")
+    assert np.load(directory / "49-Conn_Pop0_Pop1-g.npy").shape == (20,)           # the flat layout GeNN holds
+    cases = load_cases(MLGENN / "tiny_cases.json")
+    params, case = cases["_meta"]["params"], cases["B_rec_delay"]
+    assert spec.connection("input->hidden").weight[2, 3] == np.float32(case["network"]["W_ih"][2][3])
+    assert np.array_equal(spec.connection("hidden->hidden").delay, case["network"]["D_hh"])
+    assert spec.connection("hidden->output").max_delay_steps == 0
+    data = case_data(params, case, spec.input.size)
+    net = CompiledNetwork.from_spec(spec)
+    fwd = forward(net, data, max_spikes=100, mlgenn_last_step=True)
+    hidden = net.layer_slices["hidden"]
+    spikes = hidden_spike_lists(fwd, hidden.start, hidden.stop - hidden.start, spec.dt_ms)
+    for b, example in enumerate(("example0", "example1")):
+        reference = case["forward"][example]
+        assert spikes[b] == sorted((float(t), int(n)) for t, n in reference["hidden_spikes_(time_ms,neuron)"])
+        assert len(spikes[b]) >= 8
+    _, scores, _ = get_loss("cross_entropy")(spec, fwd.v_out, data.labels)
+    readout = np.array([case["forward"][e]["VAvg_readout"] for e in ("example0", "example1")])
+    assert np.max(np.abs(scores - readout) / np.abs(readout)) < 1.2e-6

@@ -6,7 +6,8 @@ import pytest
 from evprop.data.spikes import SpikeData
 from evprop.data.yinyang import encode_latency, yinyang_numpy
 from evprop.model.io import load_network, save_network
-from evprop.model.spec import Connection, InputLayer, LIFLayer, LILayer, NetworkSpec, discretise
+from evprop.model.spec import (Connection, InputLayer, LIFLayer, LILayer, NetworkSpec, discretise,
+                               discretise_backward)
 from evprop.train.trainer import TrainSettings, evaluate, load_checkpoint, train
 
 from conftest import random_inputs, random_network
@@ -14,9 +15,29 @@ from conftest import random_inputs, random_network
 
 def test_discretise_matches_mlgenn_constants():
     alpha, beta, g = discretise(20.0, 5.0, 1.0)
-    # CONVENTIONS: IScale = 0.9063462, beta = 0.8187308, alpha = 0.9512294
+    # mlGeNN's constants for dt 1, tau_syn 5, tau_mem 20 (tests/data/mlgenn/README.md): IScale = 0.9063462,
+    # beta = 0.8187308, alpha = 0.9512294
     assert abs(beta - 0.8187308) < 1e-7 and abs(alpha - 0.9512294) < 1e-7
     assert abs(g - (1 - alpha) * 0.9063462) < 1e-8
+
+
+def test_discretise_backward_matches_finite_differences():
+    """L = a.alpha + b.beta + c.g for random a, b, c: the chain rule equals central differences of discretise."""
+    rng = np.random.default_rng(0)
+    tau_m, tau_s, dt = rng.uniform(3, 40, 5), rng.uniform(1, 10, 5), 0.5
+    a, b, c = rng.normal(size=(3, 5))
+
+    def loss(tm, ts):
+        alpha, beta, g = discretise(tm, ts, dt)
+        return a * alpha + b * beta + c * g          # per neuron: neurons do not interact
+
+    alpha, beta, _ = discretise(tau_m, tau_s, dt)
+    grad_m, grad_s = discretise_backward(a, b, c, tau_m, tau_s, dt, alpha, beta)
+    eps = 1e-6
+    fd_m = (loss(tau_m + eps, tau_s) - loss(tau_m - eps, tau_s)) / (2 * eps)
+    fd_s = (loss(tau_m, tau_s + eps) - loss(tau_m, tau_s - eps)) / (2 * eps)
+    np.testing.assert_allclose(grad_m, fd_m, rtol=1e-6)
+    np.testing.assert_allclose(grad_s, fd_s, rtol=1e-6)
 
 
 def test_network_file_round_trip(tmp_path):
@@ -45,7 +66,8 @@ def test_spec_errors_name_field(build, message):
 
 
 def test_yinyang_matches_published_class_counts():
-    # ../shared/notes/data.md section 4: the regenerated sets equal the published .npy files
+    # class counts of the published Yin-Yang sets (Kriener et al. 2022; train seed 42, test seed 40), which the
+    # regenerated sets reproduce
     _, train_labels = yinyang_numpy(5000, 42)
     _, test_labels = yinyang_numpy(1000, 40)
     assert np.bincount(train_labels).tolist() == [1681, 1702, 1617]

@@ -1,5 +1,7 @@
 """NIR export/import: exact round trips over layer kinds, recurrence, delays and fixed point; units; bad files."""
 
+import json
+
 import h5py
 import nir
 import numpy as np
@@ -7,7 +9,7 @@ import pytest
 
 from deploy_helpers import make_data, make_network, quantise_calibrated, two_hidden_with_skip
 from evprop.export.nir import FORMAT, export_nir, import_nir, ms_to_s, s_to_ms
-from evprop.export.quantise import quantise
+from evprop.fixed_point.quantise import quantise
 from evprop.model.spec import Connection, InputLayer, LIFLayer, LILayer, NetworkSpec
 
 
@@ -55,7 +57,7 @@ def test_graph_structure_units_and_metadata(tmp_path):
     assert ("input->hidden.d0", "hidden") in graph.edges and ("hidden", "hidden->hidden.d0") in graph.edges
     meta = graph.metadata
     assert meta["format"] == FORMAT and meta["dt_ms"] == 1.0 and meta["dt_s"] == 0.001
-    assert meta["time_unit"] == "s" and "s+1+d" in meta["discretisation"] and meta["readout"] == "sum_exp"
+    assert meta["time_unit"] == "s" and "s+1+d" in meta["discretisation"] and json.loads(meta["network"])["readout"] == "sum_exp"
     np.testing.assert_array_equal(hidden.metadata["du"], fp.layer("hidden").du)
     assert int(hidden.metadata["vth"]) == fp.layer("hidden").vth
     assert graph.nodes["hidden->output"].metadata["weight_mant"].shape == (3, 30)

@@ -8,8 +8,8 @@ pytest.importorskip("onnxruntime")
 
 from deploy_helpers import make_data, make_network, quantise_calibrated  # noqa: E402
 from evprop.export.onnx_export import OnnxStepper, export_onnx, ring_depths, run_onnx  # noqa: E402
-from evprop.export.quantise import FixedConnection, FixedLayer, FixedPointSpec  # noqa: E402
-from evprop.hw_sim.emulator import emulate  # noqa: E402
+from evprop.fixed_point.spec import FixedConnection, FixedLayer, FixedPointSpec  # noqa: E402
+from evprop.fixed_point.emulator import emulate  # noqa: E402
 
 
 def assert_matches_emulator(fp, data, tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from evprop.export.nir import import_nir
-from evprop.export.quantise import load_fixed_point
+from evprop.fixed_point.spec import load_fixed_point
 from evprop.pipeline.cli import main
 from evprop.train.trainer import load_checkpoint
 
@@ -17,12 +17,17 @@ SMALL = ["--set", "data.train_size=300", "--set", "data.validation_size=200", "-
          "--set", "quantise.calibration_samples=100"]
 
 REQUIRED_KEYS = ["accuracy.float.train", "accuracy.float.test", "accuracy.fixed_point.test", "accuracy.lava.test",
+                 "accuracy.float.test_ci95", "accuracy.fixed_point.test_ci95", "accuracy.lava.test_ci95",
+                 "quantisation.summary.accuracy_change_pp_ci95",
                  "accuracy.lava.n_samples", "equivalence.emulator_vs_lava.n_samples",
                  "equivalence.emulator_vs_lava.bit_exact", "equivalence.emulator_vs_lava.spikes_identical_fraction",
                  "equivalence.emulator_vs_lava.outputs_identical_fraction", "spikes.per_layer.hidden.mean_per_sample",
                  "spikes.synaptic_ops_per_sample", "energy.kind", "energy.source", "energy.estimated_uj_per_inference",
                  "energy.counts_per_inference.synaptic_ops", "quantisation.layers.hidden.v_lsb", "timing.train_s",
                  "timing.verify_s", "versions.lava-nc", "versions.nir"]
+
+
+pytestmark = pytest.mark.usefixtures("lava")
 
 
 def lookup(report, dotted):
@@ -33,7 +38,7 @@ def lookup(report, dotted):
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
+def small_run(tmp_path_factory, lava):
     run_dir = tmp_path_factory.mktemp("run") / "small"
     code = main(["--quiet", "run", CONFIG, "--out", str(run_dir), *SMALL])
     return run_dir, code

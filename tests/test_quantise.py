@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from deploy_helpers import quantise_calibrated, make_data, make_network
-from evprop.export.quantise import (DECAY_UNITY, MESSAGE_MAX, VTH_MAX, VTH_SHIFT, FixedConnection, FixedLayer,
-                                    device_params, load_fixed_point, quantise, save_fixed_point, weight_unit)
+from evprop.fixed_point.quantise import device_params, quantise, weight_unit
+from evprop.fixed_point.spec import (DECAY_UNITY, MESSAGE_MAX, VTH_MAX, VTH_SHIFT, FixedConnection, FixedLayer,
+                                     load_fixed_point, save_fixed_point)
 from evprop.model.spec import Connection, LIFLayer, discretise
 
 

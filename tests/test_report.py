@@ -17,7 +17,7 @@ from evprop.pipeline.energy import (HOROWITZ, conventional_estimates, dense_coun
 from evprop.pipeline.measure import EnergyMeter, per_inference, wrapped_delta
 from evprop.pipeline.report_schema import validate_report
 
-from conftest import random_network
+from conftest import random_network, require_tool
 from test_pipeline_e2e import REQUIRED_KEYS, lookup
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
@@ -28,7 +28,7 @@ COUNTS = {"spikes_per_layer": {"input": 5.0, "hidden": 1000.0, "output": 0.0}, "
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, lava):
     """A real run (every stage, Lava included) of a tiny Yin-Yang job: about 10 s."""
     from evprop.pipeline.config import load_config
     from evprop.pipeline.stages import run_pipeline
@@ -123,16 +123,12 @@ def test_html_is_self_contained_with_every_section(tiny_run):
         assert f"ESTIMATE, {e['model']}" in page
 
 
-def _chromium():
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(_chromium() is None, reason="chromium not installed")
 def test_report_renders_in_a_headless_browser(tiny_run, tmp_path):
     import matplotlib.image
+    chromium = require_tool("chromium", "chromium-browser")
     png = tmp_path / "report.png"
     with tempfile.TemporaryDirectory() as profile:
-        subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
                         "--no-first-run", f"--user-data-dir={profile}", f"--screenshot={png}",
                         "--window-size=1200,6000", (tiny_run[0] / "report.html").resolve().as_uri()],
@@ -206,3 +202,43 @@ def test_energy_meter_says_not_measurable_without_counters(tmp_path):
     assert per_inference(None, 10, "x")["source"].startswith("not measurable here")
     assert per_inference({"joules": 2.0, "seconds": 1.0, "source": "RAPL package-0"}, 4, "x")[
         "joules_per_inference"] == 0.5
+
+
+# ---- uncertainty of accuracies ----
+
+def test_wilson_and_newcombe_intervals_match_published_values():
+    """Newcombe (1998), Table I: 81/263 -> Wilson [0.2553, 0.3662]; Table II, example (e) 56/70 vs 48/80:
+    difference 0.2 with hybrid score interval [0.0524, 0.3339]."""
+    from evprop.pipeline.stats import difference_interval_counts, wilson_interval
+    low, high = wilson_interval(81, 263)
+    assert (round(low, 4), round(high, 4)) == (0.2553, 0.3662)
+    low, high = difference_interval_counts(48, 80, 56, 70)
+    assert (round(low, 4), round(high, 4)) == (0.0524, 0.3339)
+
+
+def test_paired_interval_sees_one_way_disagreements():
+    """5 of 1000 samples lost and none gained: the paired interval excludes 0, the unpaired one from the counts
+    does not (it ignores that the other 995 answers are identical)."""
+    from evprop.pipeline.stats import (difference_interval_counts, excludes_zero, paired_difference_interval)
+    before = np.r_[np.ones(967), np.zeros(33)]
+    after = before.copy()
+    after[:5] = 0
+    paired = paired_difference_interval(before, after)
+    assert excludes_zero(paired) and paired[1] < 0 and paired[0] >= -0.011
+    assert not excludes_zero(difference_interval_counts(967, 1000, 962, 1000))
+
+
+def test_report_accuracies_carry_their_intervals(tiny_run):
+    from evprop.pipeline.stats import wilson_interval
+    report = tiny_run[1]
+    for key, n_key in (("float", "n_test"), ("fixed_point", "n_test"), ("lava", "n_samples")):
+        entry = report["accuracy"][key]
+        assert entry["test_ci95"] == pytest.approx(list(wilson_interval(round(entry["test"] * entry[n_key]),
+                                                                        entry[n_key])))
+        assert entry["test_ci95"][0] <= entry["test"] <= entry["test_ci95"][1]
+    summary = report["quantisation"]["summary"]
+    low, high = summary["accuracy_change_pp_ci95"]
+    assert low <= summary["accuracy_change_pp"] + 1e-9 and summary["accuracy_change_pp"] - 1e-9 <= high
+    assert summary["accuracy_change_interval"] == "paired bootstrap over the test samples"
+    page = (tiny_run[0] / "report.html").read_text()
+    assert "95% CI" in page

@@ -21,7 +21,7 @@ Per clip (every choice below is made for real recordings: any sample rate, any l
 Steps 4-6 run fused in one numba loop (samples outer, channels inner).
 
 This is not SHD's Lauscher model (hydrodynamic basilar membrane, Meddis hair cell, bushy cells; LGPL, minutes per
-clip); spike statistics differ (../shared/notes/data.md section 3).
+clip); spike statistics differ (Cramer et al. 2020, section II-A).
 
 SRC for `encode_to_hsd` is a folder with one sub-folder per class or a CSV manifest (evprop.data.manifest).
 Progress is reported through an `on_progress(done, total)` callback (the pipeline draws a bar with it).
@@ -321,7 +321,8 @@ def plot_raster(times_ms, channels, png_path, title: str = "", n_channels: int |
         ax.set_ylim(-0.5, n_channels - 0.5)
     ax.set_title(title or f"{len(times_ms)} spikes")
     fig.tight_layout()
-    fig.savefig(png_path)
+    from ..model.io import atomic_write
+    atomic_write(png_path, lambda handle: fig.savefig(handle, format=Path(png_path).suffix.lstrip(".") or "png"))
     plt.close(fig)
 
 

@@ -1,4 +1,4 @@
-"""Training-set augmentations of seed 000 (section 4.4; DIGEST 4.3, table 5): random channel shift, same-class
+"""Training-set augmentations of Nowotny et al. 2025 (section 4.4, Table 5): random channel shift, same-class
 blend, ID jitter and random dilation.
 
 Each is a pure `<op>_numpy` function on flat event arrays (steps, channels, ... all int) that takes its random

@@ -1,4 +1,5 @@
-"""Input delay line (000 section 2.3, Table 5): copy n of every input channel fires n * spacing later, so a
+"""Input delay line (Nowotny et al. 2025, section 2.3, Table 5): copy n of every input channel fires n * spacing
+later, so a
 feed-forward network sees its recent input history (N_delay = 10 copies 30 ms apart: 700 -> 7000 inputs)."""
 
 from __future__ import annotations

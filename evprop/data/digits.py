@@ -1,7 +1,7 @@
 """Latency-coded 8x8 digits: scikit-learn's bundled `load_digits` (1797 samples, 10 classes, pixel values 0..16,
-offline), the offline stand-in for seed 000's latency MNIST (DIGEST section 8).
+offline), the offline stand-in for the latency MNIST of Nowotny et al. 2025 (section 4).
 
-Encoding (seed 000's MNIST rule t = ((255 - x) / 255)(T - 4 ms) + 2 ms, scaled to 0..16 pixels):
+Encoding (Nowotny et al. 2025's MNIST rule t = ((255 - x) / 255)(T - 4 ms) + 2 ms, scaled to 0..16 pixels):
     t = t_min + (1 - v / 16) (t_max - t_min)  [ms]  for v > 0;  pixels with v = 0 do not spike.
 So the brightest pixels (v = 16) fire first, at t_min; one channel per pixel (64), at most one spike each.
 Times are binned as every other evprop input: step = floor(t / dt).

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
+import shutil
 import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
 
+from ..model.io import atomic_write
 from .hsd import BASE_URL, DATASETS
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,7 @@ def _unpack(archive: Path, name: str, target: Path) -> None:
             member = next((m for m in bundle.namelist() if Path(m).name == name), None)
             if member is None:
                 raise ValueError(f"{archive}: the archive holds no {name}")
-            partial = target.with_name(f".{name}.part")
-            with bundle.open(member) as source, open(partial, "wb") as out:
-                for block in iter(lambda: source.read(1 << 20), b""):
-                    out.write(block)
-            os.replace(partial, target)
+            with bundle.open(member) as source:
+                atomic_write(target, lambda out: shutil.copyfileobj(source, out, 1 << 20))
     except zipfile.BadZipFile as err:
         raise ValueError(f"{archive}: not a zip archive ({err})") from None

@@ -4,7 +4,8 @@ SpikeData. Shared by the file readers (hsd.py), the augmentations (augment.py) a
 Inside evprop times are ms. The two converters below are the only places seconds (SHD/SSC files) and
 microseconds (tonic's structured events) are turned into ms.
 
-Binning follows the authors (DIGEST 14.6): step = floor(t / dt); spikes at t >= n_steps * dt are dropped;
+Binning follows the authors (Nowotny et al. 2025 code, genn_eventprop): step = floor(t / dt); spikes at t >= n_steps
+* dt are dropped;
 at most one spike per (step, channel) is kept. Both losses are counted in an `EventCounts`, never silent.
 """
 

@@ -1,7 +1,7 @@
 """Spiking Heidelberg Digits (SHD) and Spiking Speech Commands (SSC): reading, writing, binning and caching the
 official HDF5 files with h5py (no tonic needed; tonic is GPL and optional).
 
-File layout (official README, ../shared/notes/data.md section 1), one entry per sample:
+File layout (the data set's official README, Cramer et al. 2020), one entry per sample:
     spikes/times  vlen float16, seconds        spikes/units  vlen uint16, channel 0..n_channels-1
     labels        integer class                extra/speaker integer speaker id
     extra/keys    one name per class (bytes)
@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from ..model.io import save_arrays
+from ..model.io import atomic_write, save_arrays
 from .events import (EventCounts, bin_times_numpy, microseconds_to_ms, ms_to_seconds, reduce_channels,
                      reduced_channel_count, seconds_to_ms, spikedata_from_flat)
 from .spikes import SpikeData
@@ -33,7 +31,7 @@ log = logging.getLogger(__name__)
 HSD_CHANNELS = 700
 REQUIRED_KEYS = ("spikes/times", "spikes/units", "labels", "extra/speaker", "extra/keys")
 BASE_URL = "https://zenkelab.org/datasets/"
-# (folder, {split: (file, md5 of the zip)}); md5s from tonic 1.7.0 (../shared/notes/data.md section 1)
+# (folder, {split: (file, md5 of the zip)}); md5s from tonic 1.7.0 (tonic/datasets/hsd.py)
 DATASETS = {
     "shd": ("SHD", {"train": ("shd_train.h5", "f3252aeb598ac776c1b526422d90eecb"),
                     "test": ("shd_test.h5", "1503a5064faa34311c398fb0a1ed0a6f")}),
@@ -107,16 +105,7 @@ def write_hsd_file(path, samples, labels, speakers, keys, n_channels: int = HSD_
             raise ValueError(f"{path}: sample {i} has channels outside [0, {n_channels})")
         times_s.append(ms_to_seconds(times_ms).astype(np.float16))
         units.append(channels.astype(np.uint16))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        _write_h5(tmp, times_s, units, labels, speakers, keys, n_channels)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda handle: _write_h5(handle, times_s, units, labels, speakers, keys, n_channels))
 
 
 def _write_h5(filename, times_s, units, labels, speakers, keys, n_channels):

@@ -1,4 +1,4 @@
-"""Evaluation protocols of seed 000 section 4.10 (DIGEST 4.3): SHD 10-fold leave-one-speaker-out cross-validation on
+"""Evaluation protocols of Nowotny et al. 2025, section 4.10: SHD 10-fold leave-one-speaker-out cross-validation on
 the training file plus the official test file; SSC's official train / valid / test files.
 
     protocol "loso"        (SHD) train/validation: training file without / with the speakers of fold k; test file.

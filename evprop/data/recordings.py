@@ -21,7 +21,6 @@ from .audio import FrontEnd, encode_files
 from .events import EventCounts, bin_times_numpy, spikedata_from_flat
 from .manifest import (Manifest, align, read_manifest, split_by_speakers, split_by_takes, split_random,
                        split_random_speakers)
-from .spikes import SpikeData
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """SpikeData: binned input spikes of many samples, stored as event lists (memory grows with spikes, not steps).
 
 A sample is a list of (step, channel) events sorted by step, at most one spike per channel per step (the
-authors bin this way, DIGEST 14.6). An input spike in step s reaches its targets in step s + 1 + delay
-(DESIGN section 2), exactly like a spike of a hidden neuron emitted in step s.
+authors bin this way, genn_eventprop). An input spike in step s reaches its targets in step s + 1 + delay
+(docs/architecture.md §2), exactly like a spike of a hidden neuron emitted in step s.
 """
 
 from __future__ import annotations

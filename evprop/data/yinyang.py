@@ -1,5 +1,5 @@
 """The Yin-Yang data set (Kriener et al., lkriener/yin_yang_data_set, MIT), generated offline, and its spike-time
-encoding (../shared/notes/data.md section 4).
+encoding (Kriener et al. 2022, section 2; Meszaros et al. 2025, section 2.3).
 
 Points (x, y) in the unit square are drawn by rejection sampling inside the big circle until their class equals
 a class drawn first; features are [x, y, 1-x, 1-y]. Seeds 42/41/40 with sizes 5000/1000/1000 reproduce the

@@ -155,8 +155,8 @@ def import_mlgenn(directory, map_toml) -> NetworkSpec:
     sizes = {layer.name: layer.size for layer in layers}
     conns = tuple(_connection(directory, prefix, e, sizes, str(map_toml)) for e in mapping["connections"])
     try:
-        return NetworkSpec(float(mapping["dt_ms"]), mapping["n_steps"], tuple(layers), conns,
-                           mapping.get("readout", "sum_exp"))
+        return NetworkSpec(dt_ms=float(mapping["dt_ms"]), n_steps=mapping["n_steps"], layers=tuple(layers),
+                           connections=conns, readout=mapping.get("readout", "sum_exp"))
     except ValueError as err:
         raise MapError(f"{map_toml}: {err}") from None
 

@@ -11,7 +11,7 @@ Supported node types: Input (exactly one: the data's channels), Output, Linear, 
 Delay, CubaLIF, CubaLI. Anything else (LIF, LI, IF, Conv, nested graphs, ...) is a ValueError naming the node.
 A CubaLI's output is a voltage, not spikes: it may only feed Output nodes.
 
-Discretisation (DESIGN section 2, generalised to NIR's r, w_in and v_leak). NIR's equations
+Discretisation (docs/architecture.md §2, generalised to NIR's r, w_in and v_leak). NIR's equations
 
     tau_syn dI/dt = -I + w_in S,   tau_mem dv/dt = (v_leak - v) + r I,   spike if v > v_threshold, v <- v_reset
 

@@ -1,4 +1,4 @@
-"""FixedPointSpec -> ONNX graph of ONE time step, with the integer arithmetic of evprop.hw_sim.emulator (Lava 0.10
+"""FixedPointSpec -> ONNX graph of ONE time step, with the integer arithmetic of evprop.fixed_point.emulator (Lava 0.10
 fixed_pt), and a driver that runs it step by step in onnxruntime.
 
 Graph inputs (B = batch, symbolic), per neuron layer L in order (hidden LIF..., LI output):
@@ -9,7 +9,7 @@ Graph inputs (B = batch, symbolic), per neuron layer L in order (hidden LIF..., 
                                            D_L = 1 + largest delay into L (Dense alone already takes one step)
 
 Graph outputs: `L.u_next`, `L.v_next`, `L.ring_next` (same shapes; feed back in the next step) and
-`L.spikes` bool [B, n_L]. Per step, exactly as `evprop.hw_sim.emulator._emulate_chunk`:
+`L.spikes` bool [B, n_L]. Per step, exactly as `evprop.fixed_point.emulator._emulate_chunk`:
 
     a_in   = wrap32(ring[:, 0])
     total  = wrap32(trunc(u * (4096 - du - 1) / 4096) + a_in * 64)                 # int32 overflow wraps
@@ -38,8 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from evprop.export.quantise import (ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, UV_HALF, V_MAX,
-                                    V_MIN, VTH_SHIFT, FixedPointSpec)
+from evprop.fixed_point.spec import (ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, UV_HALF, V_MAX, V_MIN,
+                                     VTH_SHIFT, FixedPointSpec)
+from evprop.model.io import atomic_write
 
 OPSET = 17
 IR_VERSION = 8                       # onnxruntime 1.23 reads IR <= 11; 8 is the IR of opset 17
@@ -198,12 +199,9 @@ def build_step_model(fp: FixedPointSpec):
 
 def export_onnx(path, fp: FixedPointSpec) -> Path:
     """Write the one-step ONNX model of `fp` to `path` (atomic rename); returns the path."""
-    import onnx
-
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save_model(build_step_model(fp), str(tmp))
-    tmp.replace(path)
+    model = build_step_model(fp)
+    atomic_write(path, lambda handle: handle.write(model.SerializeToString()))      # what onnx.save_model writes
     return path
 
 
@@ -287,6 +285,6 @@ class OnnxStepper:
 
 def run_onnx(path, data) -> OnnxResult:
     """Run every sample of `data` (SpikeData) through the step model at `path`."""
-    from evprop.hw_sim.emulator import input_raster
+    from evprop.fixed_point.emulator import input_raster
 
     return OnnxStepper(path).run(input_raster(data, 0, len(data)))

@@ -1,17 +1,20 @@
 """Run a NIR file (written by evprop.export.nir.export_nir with a FixedPointSpec) on Lava 0.10's bit-accurate CPU
 models (`Loihi2SimCfg(select_tag="fixed_pt")`), in a child process with a hard timeout.
 
-The Lava network is built from the file alone (`nir.read`, node metadata integers): per CubaLIF/CubaLI node a
-`RecordingLIF` (Lava's fixed-point LIF arithmetic; the LI readout is a LIF with vth = 131071), per
-(source, target) pair of Linear branches one `Dense` (all delays 0) or `RingDelayDense` (Delay nodes give the
-branch delays; Lava's DelayDense arithmetic bit for bit, but only touching the rows of spiking neurons:
-evprop.hw_sim.lava_procs.delay_dense) with the exact integer weights, weight_exp and an explicit sign_mode, and an
-`EventSource` for the input. All samples run in ONE Lava run: sample i occupies a window of n_steps + max_delay + 1
-time steps; the padding holds neurons at zero so the synapse buffers drain (evprop.hw_sim.lava_procs.procs).
-Every layer writes its spikes and v to an npz at the last step; nothing is read through Var.get or Monitor.
+The Lava network is built from the file alone, through `evprop.export.nir.import_nir`: the network its standard
+fields describe (Linear weights, tau_*, v_threshold, Delay values), with the target integers derived from them at
+the file's scales and checked against those stated in its metadata; an edited file is refused with a one-line
+error before Lava starts. Per neuron layer a `RecordingLIF` (Lava's fixed-point LIF arithmetic; the LI readout is
+a LIF with vth = 131071), per connection one `Dense` (all delays 0) or `RingDelayDense` (Lava's DelayDense
+arithmetic bit for bit, but only touching the rows of spiking neurons: evprop.hw_sim.lava_procs.delay_dense) with
+the exact integer weights, weight_exp and an explicit sign_mode, and an `EventSource` for the input. All samples
+run in ONE Lava run: sample i occupies a window of n_steps + max_delay + 1 time steps; the padding holds neurons at
+zero so the synapse buffers drain (evprop.hw_sim.lava_procs.procs). Every layer writes its spikes and v to an npz
+at the last step; nothing is read through Var.get or Monitor.
 
 Alignment (measured): a spike sent in Lava time step t reaches u in t + 1 + d (Dense adds one step), so our
-step k of sample i is time step i*window + 1 + k for inputs and neurons alike: the DESIGN step "emitted in s,
+step k of sample i is time step i*window + 1 + k for inputs and neurons alike: the step of docs/architecture.md §2
+"emitted in s,
 arrives in s + 1 + d" holds without any offset.
 
 Why a child process: Lava hangs instead of raising when a process model fails (notes 2b). On timeout the
@@ -20,9 +23,11 @@ child's whole process group is killed and a TimeoutError names the limit.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -32,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from evprop.fixed_point.spec import FixedPointSpec
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,30 @@ class LavaResult:
         return self.v_out.shape[0]
 
 
+class LavaNotInstalled(RuntimeError):
+    """Lava cannot be imported in this Python; the message names the extra to install and where."""
+
+
+def lava_missing() -> str | None:
+    """None when Lava (lava-nc) can be imported here, else one line saying why it cannot and what to install."""
+    try:
+        if importlib.util.find_spec("lava.magma.core") is not None:
+            return None
+    except ImportError:
+        pass
+    return (f"Lava (lava-nc 0.10) is not installed in this Python {platform.python_version()}; it is the [lava] "
+            f"extra, which needs Python 3.10 (Lava 0.10 supports only Python 3.10 and numpy < 2): "
+            f"pip install -e '.[lava]' in a Python 3.10 environment, or `make env`")
+
+
+def require_lava(command: str) -> None:
+    """Raise LavaNotInstalled naming `command` when Lava is missing (before any work is done)."""
+    reason = lava_missing()
+    if reason is not None:
+        raise LavaNotInstalled(f"{command} needs Lava for bit-exact verification: {reason} (train, evaluate, "
+                               f"quantise and export work without it)")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # parent side
 
@@ -66,9 +97,12 @@ def run_lava(nir_path, data, n_samples: int | None = None, timeout_s: float = DE
     """Run the first `n_samples` samples of `data` (SpikeData; all if None) through the network in `nir_path`
     on Lava fixed_pt, in a child process killed after `timeout_s` seconds. `on_wait(elapsed_s)` is called about
     once a second while the child runs (progress for people)."""
-    from evprop.export.nir import read_graph
-
-    read_graph(nir_path)                                   # bad files fail here, in the parent, with a ValueError
+    try:                    # bad or edited files fail here, in the parent, as one-line ValueErrors
+        lava_network(nir_path)
+    except (KeyError, IndexError, TypeError) as err:
+        message = f"a node lacks field or metadata {err}" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
+        raise ValueError(f"{nir_path}: {message}") from None
+    require_lava("evprop verify")
     n = len(data) if n_samples is None else min(int(n_samples), len(data))
     subset = data.subset(np.arange(n))
     started = time.perf_counter()
@@ -109,8 +143,17 @@ def _run_child(cmd: list, timeout_s: float, tmp: Path, on_wait=None) -> None:
             raise TimeoutError(f"Lava run did not finish within its hard timeout of {timeout_s:g} s (child process "
                                f"group killed); a failing Lava process model hangs instead of raising") from None
     if rc != 0:
-        tail = (tmp / "child.log").read_text(errors="replace").strip().splitlines()[-15:]
-        raise RuntimeError(f"Lava child process failed (exit code {rc}):\n" + "\n".join(tail))
+        lines = (tmp / "child.log").read_text(errors="replace").strip().splitlines()
+        log.debug("Lava child log (last 40 lines):\n%s", "\n".join(lines[-40:]))
+        raise RuntimeError(f"Lava child process failed (exit code {rc}): {_last_error(lines)}")
+
+
+def _last_error(lines: list) -> str:
+    """The exception line of a child's traceback (its last line that starts a word, e.g. 'ValueError: ...')."""
+    for line in reversed(lines):
+        if line and not line[0].isspace() and not line.startswith(("Traceback", "During handling")):
+            return line.strip()
+    return "no output"
 
 
 def _collect(tmp: Path) -> dict:
@@ -131,54 +174,14 @@ def _collect(tmp: Path) -> dict:
 # child side: NIR graph -> Lava processes
 
 
-@dataclass(frozen=True)
-class _Synapses:
-    source: str
-    target: str
-    weight: np.ndarray      # int32 [post, pre]
-    delay: np.ndarray       # int32 [post, pre]
-    weight_exp: int
-    sign_mode: str
+def lava_network(nir_path) -> FixedPointSpec:
+    """The fixed-point network Lava runs: the one the NIR file's standard fields describe (`import_nir`)."""
+    from evprop.export.nir import import_nir
 
-
-def lava_plan(graph) -> tuple:
-    """From an evprop NIR graph: (input (name, size), neurons [(name, node)], synapses [_Synapses]) using only
-    the graph's nodes, edges and integer metadata."""
-    import nir
-    from evprop.export.nir import s_to_ms
-
-    if not bool(graph.metadata.get("fixed_point", False)):
-        raise ValueError("NIR graph holds no fixed-point integers (export it with fixed_point=...)")
-    dt_ms = float(graph.metadata["dt_ms"])
-    inputs = [(k, n) for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
-    if len(inputs) != 1:
-        raise ValueError(f"NIR graph has {len(inputs)} Input nodes, expected 1")
-    neurons = [(k, n) for k, n in graph.nodes.items() if isinstance(n, (nir.CubaLIF, nir.CubaLI))]
-    groups = {}
-    for key, node in graph.nodes.items():
-        if not isinstance(node, nir.Linear):
-            continue
-        pre = [a for a, b in graph.edges if b == key]
-        post = [b for a, b in graph.edges if a == key]
-        if len(pre) != 1 or len(post) != 1:
-            raise ValueError(f"Linear '{key}' must have one source and one target")
-        target, d = post[0], 0
-        if isinstance(graph.nodes[target], nir.Delay):
-            steps = s_to_ms(graph.nodes[target].delay) / dt_ms
-            d = int(np.rint(steps[0]))
-            if not np.allclose(steps, d, atol=1e-6):
-                raise ValueError(f"Delay '{target}' is not a whole, uniform number of steps")
-            target = [b for a, b in graph.edges if a == post[0]][0]
-        mant = np.asarray(node.metadata["weight_mant"]).astype(np.int32)
-        meta = (int(node.metadata["weight_exp"]), str(node.metadata["sign_mode"]))
-        entry = groups.setdefault((pre[0], target), {"w": np.zeros_like(mant), "d": np.zeros_like(mant),
-                                                     "meta": meta})
-        if entry["meta"] != meta:
-            raise ValueError(f"Linear branches into '{target}' from '{pre[0]}' disagree on weight_exp/sign_mode")
-        entry["w"] += mant
-        entry["d"][mant != 0] = d
-    synapses = [_Synapses(s, t, e["w"], e["d"], e["meta"][0], e["meta"][1]) for (s, t), e in groups.items()]
-    return (inputs[0][0], int(np.asarray(inputs[0][1].input_type["input"])[0])), neurons, synapses
+    _, fixed = import_nir(nir_path)
+    if fixed is None:
+        raise ValueError(f"{nir_path}: NIR graph holds no fixed-point integers (export it with fixed_point=...)")
+    return fixed
 
 
 def _child(nir_path: str, data_path: str, out_dir: str) -> None:
@@ -187,41 +190,42 @@ def _child(nir_path: str, data_path: str, out_dir: str) -> None:
     from lava.proc.dense.process import Dense
     from lava.utils.weightutils import SignMode
 
-    from evprop.export.nir import read_graph
     from evprop.hw_sim.lava_procs.delay_dense import RingDelayDense
     from evprop.hw_sim.lava_procs.procs import EventSource, RecordingLIF
 
-    graph = read_graph(nir_path)
-    (in_name, in_size), neurons, synapses = lava_plan(graph)
+    fixed = lava_network(nir_path)
     with np.load(data_path) as data:
         steps, channels, offsets = data["steps"], data["channels"], data["offsets"]
         n_steps = int(data["n_steps"])
     n_samples = len(offsets) - 1
-    max_delay = max([int(s.delay.max(initial=0)) for s in synapses], default=0)
+    # a zero weight carries nothing: its delay neither needs a ring slot nor lengthens the window
+    delays = {c.name: np.where(c.weight != 0, c.delay, 0) for c in fixed.connections}
+    max_delay = max([int(d.max(initial=0)) for d in delays.values()], default=0)
     window = n_steps + max_delay + 1
     sample = np.repeat(np.arange(n_samples), np.diff(offsets))
     time_step = sample * window + 1 + steps.astype(np.int64)
     order = np.argsort(time_step, kind="stable")
     np.savez(Path(out_dir) / "events.npz", time_step=time_step[order], channel=channels[order].astype(np.int64))
     total = n_samples * window
-    procs = {in_name: EventSource(size=in_size, events_path=str(Path(out_dir) / "events.npz"), name=in_name)}
+    procs = {fixed.input_name: EventSource(size=fixed.input_size, events_path=str(Path(out_dir) / "events.npz"),
+                                           name=fixed.input_name)}
     layers = []
-    for i, (name, node) in enumerate(neurons):
-        m = node.metadata
+    for i, layer in enumerate(fixed.layers):
         file = f"layer{i}.npz"
-        procs[name] = RecordingLIF(shape=(len(m["du"]),), du=np.asarray(m["du"]), dv=np.asarray(m["dv"]),
-                                   vth=int(m["vth"]), name=name, window=window, n_active=n_steps,
-                                   n_samples=n_samples, out_path=str(Path(out_dir) / file))
-        layers.append({"name": name, "kind": str(m["kind"]), "file": file, "v_lsb": float(m["v_lsb"])})
-    for syn in synapses:
-        kwargs = dict(weights=syn.weight, weight_exp=syn.weight_exp, num_weight_bits=8,
-                      sign_mode=SignMode[syn.sign_mode.upper()], name=f"{syn.source}->{syn.target}")
-        conn = Dense(**kwargs) if not syn.delay.any() else \
-            RingDelayDense(delays=syn.delay.astype(int), max_delay=int(syn.delay.max()), **kwargs)
+        procs[layer.name] = RecordingLIF(shape=(layer.size,), du=layer.du.copy(), dv=layer.dv.copy(), vth=layer.vth,
+                                         name=layer.name, window=window, n_active=n_steps, n_samples=n_samples,
+                                         out_path=str(Path(out_dir) / file))
+        layers.append({"name": layer.name, "kind": layer.kind, "file": file, "v_lsb": layer.v_lsb})
+    for syn in fixed.connections:
+        delay = delays[syn.name]
+        kwargs = dict(weights=syn.weight.copy(), weight_exp=syn.weight_exp, num_weight_bits=syn.num_weight_bits,
+                      sign_mode=SignMode[syn.sign_mode.upper()], name=syn.name)
+        conn = Dense(**kwargs) if not delay.any() else \
+            RingDelayDense(delays=delay.astype(int), max_delay=int(delay.max()), **kwargs)
         procs[syn.source].s_out.connect(conn.s_in)
         conn.a_out.connect(procs[syn.target].a_in)
     started = time.perf_counter()
-    first = procs[neurons[0][0]]
+    first = procs[fixed.layers[0].name]
     first.run(condition=RunSteps(num_steps=total), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
     first.stop()
     run_time = time.perf_counter() - started

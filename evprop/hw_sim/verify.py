@@ -5,12 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 
-def readout_accuracy(spec, result, data) -> float:
-    """Accuracy of a fixed-point run (emulator or Lava result) on `data`: the spec's readout of its output
-    voltages."""
-    return float(np.mean(spec.scores(result.v_out_float).argmax(axis=1) == data.labels))
-
-
 def compare(emulator_result, lava_result) -> dict:
     """Compare the first n = lava_result.n_samples samples of both results (Lava usually runs a subset).
 

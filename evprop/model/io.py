@@ -9,6 +9,7 @@ import json
 import os
 import tempfile
 import zipfile
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import numpy as np
@@ -20,26 +21,74 @@ FORMAT_VERSION = 1
 _LAYER_KINDS = {"input": InputLayer, "lif": LIFLayer, "li": LILayer}
 
 
+STRUCTURE = ("layers", "connections")          # NetworkSpec fields that hold the layer and connection objects
+
+
+def plain(value):
+    """A field value as JSON: tuples become lists, numpy scalars Python numbers."""
+    if isinstance(value, (tuple, list)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def network_settings(spec: NetworkSpec) -> dict:
+    """Every NetworkSpec field except the layers and connections, as JSON values (dt_ms, n_steps, readout, ...)."""
+    return {f.name: plain(getattr(spec, f.name)) for f in fields(spec) if f.name not in STRUCTURE}
+
+
+def network_from_parts(settings: dict, layers, connections) -> NetworkSpec:
+    """Inverse of `network_settings`: a NetworkSpec from its settings, layers and connections (keyword
+    construction; a missing setting without a default is a KeyError naming it)."""
+    return NetworkSpec(layers=tuple(layers), connections=tuple(connections),
+                       **_keywords(NetworkSpec, settings, lambda name: None, exclude=STRUCTURE))
+
+
+def _keywords(cls, entry: dict, array, exclude=()) -> dict:
+    """Constructor keywords of dataclass `cls`: each field from `entry` (JSON lists -> tuples) or else from
+    array(field name) (None if absent); fields absent from both keep their defaults, required ones raise KeyError."""
+    kwargs = {}
+    for f in fields(cls):
+        if f.name in exclude:
+            continue
+        if f.name in entry:
+            value = entry[f.name]
+            kwargs[f.name] = tuple(value) if isinstance(value, list) else value
+            continue
+        value = array(f.name)
+        if value is not None:
+            kwargs[f.name] = value
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise KeyError(f.name)
+    unknown = sorted(set(entry) - {f.name for f in fields(cls)} - {"kind"})
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {unknown}")
+    return kwargs
+
+
+def _record(obj, arrays: dict, key: str) -> dict:
+    """The JSON entry of one layer or connection: array fields go to arrays[f'{key}/{field}'], the rest here."""
+    entry = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, np.ndarray):
+            arrays[f"{key}/{f.name}"] = value
+        else:
+            entry[f.name] = plain(value)
+    return entry
+
+
 def network_to_arrays(spec: NetworkSpec, prefix: str = "net") -> dict:
-    """Flatten a spec into {name: array}; the structure goes into a JSON string under f'{prefix}/spec'."""
+    """Flatten a spec into {name: array}; the structure goes into a JSON string under f'{prefix}/spec'. Every
+    dataclass field is written (arrays as arrays, the rest as JSON), so a new field needs no change here."""
     arrays = {}
     layers = []
     for layer in spec.layers:
-        kind = next(k for k, cls in _LAYER_KINDS.items() if isinstance(layer, cls))
-        entry = {"kind": kind, "name": layer.name, "size": layer.size}
-        if kind != "input":
-            arrays[f"{prefix}/{layer.name}/tau_mem_ms"] = layer.tau_mem_ms
-            arrays[f"{prefix}/{layer.name}/tau_syn_ms"] = layer.tau_syn_ms
-        if kind == "lif":
-            entry["threshold"] = layer.threshold
-        layers.append(entry)
-    conns = []
-    for conn in spec.connections:
-        arrays[f"{prefix}/{conn.name}/weight"] = conn.weight
-        arrays[f"{prefix}/{conn.name}/delay"] = conn.delay
-        conns.append({"source": conn.source, "target": conn.target, "max_delay_steps": conn.max_delay_steps})
-    header = {"format": FORMAT, "version": FORMAT_VERSION, "dt_ms": spec.dt_ms, "n_steps": spec.n_steps,
-              "readout": spec.readout, "readout_params": list(spec.readout_params), "layers": layers,
+        kind = next(k for k, cls in _LAYER_KINDS.items() if type(layer) is cls)
+        layers.append({"kind": kind, **_record(layer, arrays, f"{prefix}/{layer.name}")})
+    conns = [_record(conn, arrays, f"{prefix}/{conn.name}") for conn in spec.connections]
+    header = {"format": FORMAT, "version": FORMAT_VERSION, **network_settings(spec), "layers": layers,
               "connections": conns}
     arrays[f"{prefix}/spec"] = np.array(json.dumps(header))
     return arrays
@@ -73,25 +122,22 @@ def array_reader(arrays, prefix: str, source: str):
 def network_from_arrays(arrays, prefix: str = "net", source: str = "<arrays>") -> NetworkSpec:
     """Inverse of `network_to_arrays`. Errors name `source` and the missing or bad key."""
     header = read_header(arrays, prefix, source, FORMAT, FORMAT_VERSION, "network")
-    array = array_reader(arrays, prefix, source)
+
+    def optional(key):
+        return lambda name: np.asarray(arrays[f"{prefix}/{key}/{name}"]) \
+            if f"{prefix}/{key}/{name}" in arrays else None
 
     try:
         layers = []
         for entry in header["layers"]:
+            if entry["kind"] not in _LAYER_KINDS:
+                raise ValueError(f"layer kind {entry['kind']!r} unknown, expected one of {tuple(_LAYER_KINDS)}")
             cls = _LAYER_KINDS[entry["kind"]]
-            if cls is InputLayer:
-                layers.append(InputLayer(entry["name"], entry["size"]))
-            else:
-                kwargs = {"threshold": entry["threshold"]} if cls is LIFLayer else {}
-                layers.append(cls(entry["name"], entry["size"], array(f"{entry['name']}/tau_mem_ms"),
-                                  array(f"{entry['name']}/tau_syn_ms"), **kwargs))
-        conns = []
-        for entry in header["connections"]:
-            name = f"{entry['source']}->{entry['target']}"
-            conns.append(Connection(entry["source"], entry["target"], array(f"{name}/weight"),
-                                    array(f"{name}/delay"), entry["max_delay_steps"]))
-        return NetworkSpec(header["dt_ms"], header["n_steps"], tuple(layers), tuple(conns), header["readout"],
-                           tuple(header.get("readout_params", ())))
+            layers.append(cls(**_keywords(cls, entry, optional(entry["name"]))))
+        conns = [Connection(**_keywords(Connection, entry, optional(f"{entry['source']}->{entry['target']}")))
+                 for entry in header["connections"]]
+        settings = {k: v for k, v in header.items() if k not in ("format", "version", *STRUCTURE)}
+        return network_from_parts(settings, layers, conns)
     except KeyError as err:
         raise ValueError(f"{source}: network description lacks key {err}") from None
     except ValueError as err:
@@ -99,27 +145,63 @@ def network_from_arrays(arrays, prefix: str = "net", source: str = "<arrays>") -
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call write(file_object) on a temporary file beside `path`, fsync it, then rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):      # left by a process killed mid-write (SIGKILL)
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Call write(file_object) on a temporary file beside `path` (opened "w+b"), fsync it, make it mode 0644 and
+    rename it over `path`: readers see the old file or the whole new one, never half of it."""
+    atomic_write_all({path: write})
+
+
+def atomic_write_all(writers: dict, remove=()) -> None:
+    """Replace several files as one set: every `write(file_object)` of {path: write} goes to a temporary file
+    beside its path (fsync'd, mode 0644); only when all of them are complete are they renamed into place, then the
+    files in `remove` are deleted (those the new set no longer has). If any write fails, no file is touched and
+    the temporary files are deleted. The one atomic-write helper of evprop; files meant to be shared are 0644."""
+    temps = {}
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)          # mkstemp makes 0600 files; results are meant to be shared
-        os.replace(tmp, path)
+        for path, write in writers.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for stale in path.parent.glob(f".{path.name}.*.tmp"):      # left by a process killed mid-write
+                stale.unlink(missing_ok=True)
+            fd, temps[path] = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            with os.fdopen(fd, "w+b") as handle:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temps[path], 0o644)      # mkstemp makes 0600 files; results are meant to be shared
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for tmp in temps.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         raise
+    for path in remove:
+        Path(path).unlink(missing_ok=True)
+    for folder in {Path(p).parent for p in [*writers, *remove]}:
+        fsync_dir(folder)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make the renames in `folder` durable (POSIX: a rename is on disk once its directory is fsync'd)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def npz_writer(arrays: dict):
+    """write(file_object) for `atomic_write`: the arrays as an uncompressed npz (no pickles)."""
+    return lambda handle: np.savez(handle, **arrays)
 
 
 def save_arrays(path: Path, arrays: dict) -> None:
-    atomic_write(path, lambda handle: np.savez(handle, **arrays))
+    atomic_write(path, npz_writer(arrays))
 
 
 def load_arrays(path: Path, what: str = "file") -> dict:

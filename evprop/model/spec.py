@@ -1,9 +1,9 @@
-"""The network description every stage shares (DESIGN section 1-2).
+"""The network description every stage shares (docs/architecture.md §2).
 
 One frozen dataclass per layer kind and one per connection, each with its equations and the unit of every
 field. Specs compare by value (arrays with `np.array_equal`), so round-trip tests can use `==`.
 
-Continuous model (seeds 000, 003; DIGEST section 2), times in ms:
+Continuous model (Wunderlich & Pehle 2021; Nowotny et al. 2025; Meszaros et al. 2025), times in ms:
 
     tau_mem dV/dt = -V + I          (per neuron)
     tau_syn dI/dt = -I              (per postsynaptic neuron: every synapse onto a neuron shares it)
@@ -11,7 +11,7 @@ Continuous model (seeds 000, 003; DIGEST section 2), times in ms:
     LIF: spike when V >= threshold, then V = 0 (absolute reset, no refractory period)
     LI:  the same without threshold (non-spiking readout; LIF outputs for first-spike losses)
 
-Discrete step (DESIGN section 2, mlGeNN's step; `discretise` below gives the constants):
+Discrete step (docs/architecture.md §2, mlGeNN's step; `discretise` below gives the constants):
 
     I <- I + (weights of the spikes arriving this step)   # emitted in step s with delay d -> arrives in step s+1+d
     V <- alpha * V + g * I
@@ -25,14 +25,14 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-READOUTS = ("sum_exp", "sum", "sum_gaus", "max", "last", "first_spike")
-# thesis (seed 002) code's weighting w(x) = 2 (o + d (x - m) exp(-(x - m)^2 / (2 s^2))), x = t/T: (m, s, d, o)
-SUM_GAUS_DEFAULT = (0.0, 0.2, 4.4, 0.4)
+from .readouts import Readout, get_readout
+
 
 
 def discretise(tau_mem_ms, tau_syn_ms, dt_ms: float):
     """Per-neuron constants of the discrete step: alpha = exp(-dt/tau_mem), beta = exp(-dt/tau_syn),
-    g = (1 - alpha) * (tau_syn/dt) * (1 - beta)  (mlGeNN's scale_i: the step-average current, CONVENTIONS)."""
+    g = (1 - alpha) * (tau_syn/dt) * (1 - beta)  (mlGeNN's scale_i: the step-average current;
+    docs/architecture.md §2)."""
     tau_mem = np.asarray(tau_mem_ms, dtype=np.float64)
     tau_syn = np.asarray(tau_syn_ms, dtype=np.float64)
     alpha = np.exp(-dt_ms / tau_mem)
@@ -41,9 +41,23 @@ def discretise(tau_mem_ms, tau_syn_ms, dt_ms: float):
     return alpha, beta, g
 
 
+def discretise_backward(grad_alpha, grad_beta, grad_g, tau_mem_ms, tau_syn_ms, dt_ms: float, alpha, beta):
+    """Chain rule through `discretise`: (dL/dtau_mem, dL/dtau_syn) [per ms] from dL/dalpha, dL/dbeta, dL/dg.
+    alpha, beta are `discretise`'s values for these time constants, passed in so the caller's precision is kept:
+        dalpha/dtau_mem = alpha dt / tau_mem^2,   dbeta/dtau_syn = beta dt / tau_syn^2,
+        dg/dtau_mem = -dalpha/dtau_mem (tau_syn/dt)(1 - beta),
+        dg/dtau_syn = (1 - alpha) [(1 - beta)/dt - (tau_syn/dt) dbeta/dtau_syn]."""
+    tau_m, tau_s, dt = tau_mem_ms, tau_syn_ms, dt_ms
+    dalpha_dtau_m = alpha * dt / tau_m ** 2
+    dbeta_dtau_s = beta * dt / tau_s ** 2
+    dg_dtau_m = -dalpha_dtau_m * (tau_s / dt) * (1 - beta)
+    dg_dtau_s = (1 - alpha) * ((1 - beta) / dt - (tau_s / dt) * dbeta_dtau_s)
+    return grad_alpha * dalpha_dtau_m + grad_g * dg_dtau_m, grad_beta * dbeta_dtau_s + grad_g * dg_dtau_s
+
+
 def used_delay_steps(delay: np.ndarray, max_delay_steps: int) -> np.ndarray:
     """Float delays as both passes use them: clip(round(d), 0, max_delay), halves away from zero (C `round`,
-    as mlGeNN does for learned delays; CONVENTIONS 'Forward pass')."""
+    as mlGeNN does for learned delays; docs/architecture.md §7 'Forward pass')."""
     return np.clip(np.floor(np.asarray(delay, dtype=np.float64) + 0.5), 0, max_delay_steps).astype(np.int32)
 
 
@@ -65,17 +79,35 @@ class _ValueEquality:
     def __eq__(self, other):
         if type(other) is not type(self):
             return NotImplemented
-        for f in fields(self):
-            a, b = getattr(self, f.name), getattr(other, f.name)
-            if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-                if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
-                        and np.array_equal(a, b)):
-                    return False
-            elif a != b:
-                return False
-        return True
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
 
     __hash__ = None
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape \
+            and np.array_equal(a, b)
+    return a == b
+
+
+def first_difference(a, b) -> str | None:
+    """Where two specs (or layers, connections, fixed-point specs) first differ, as "connection 'h->h' field
+    'weight'"; None if they are equal (`==`)."""
+    label = f"{type(a).__name__} '{a.name}'" if isinstance(getattr(a, "name", None), str) else type(a).__name__
+    if type(a) is not type(b):
+        return f"{label} (a {type(b).__name__} on the other side)"
+    for f in fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, tuple) and isinstance(y, tuple) and any(isinstance(v, _ValueEquality) for v in x + y):
+            if len(x) != len(y):
+                return f"{label} field '{f.name}' ({len(x)} vs {len(y)} entries)"
+            inner = next((d for d in map(first_difference, x, y) if d), None)
+            if inner:
+                return inner
+        elif not _same(x, y):
+            return f"{label} field '{f.name}'"
+    return None
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,7 +149,7 @@ class LIFLayer(_ValueEquality):
 
 @dataclass(frozen=True, eq=False)
 class LILayer(_ValueEquality):
-    """Leaky integrator readout (non-spiking), the LIF model without threshold (003 Table 1 caption).
+    """Leaky integrator readout (non-spiking), the LIF model without threshold (Meszaros et al. 2025 Table 1 caption).
 
     tau_mem dV/dt = -V + I;  tau_syn dI/dt = -I.
     tau_mem_ms, tau_syn_ms per neuron [ms].
@@ -180,10 +212,9 @@ class NetworkSpec(_ValueEquality):
     n_steps:  time steps per trial (trial length n_steps * dt_ms [ms])
     layers:   (InputLayer, LIFLayer..., LILayer or LIFLayer), in that order
     connections: any dense connections between them (feedforward, recurrent, skip); none into the input
-    readout:  how the outputs become class scores: 'sum_exp' = sum_k exp(-t_k/T) V_k / n_steps
-              (mlGeNN avg_var_exp_weight, L_sum_exp), 'sum' = mean_k V_k, 'sum_gaus' = sum_k w(t_k/T) V_k / n_steps
-              with the thesis's w (seed 002, L_sum_gaus; readout_params = (m, s, d, o)), 'max' = max_k V_k,
-              'last' = V at the end, 'first_spike' = -(first spike time) of LIF outputs (silent: the trial length)
+    readout:  the name of a registered readout (evprop.model.readouts: 'sum_exp', 'sum', 'sum_gaus', 'max', 'last',
+              'first_spike'): how the outputs become class scores
+    readout_params: that readout's numbers (sum_gaus: (m, s, d, o); the others take none)
     """
 
     dt_ms: float
@@ -201,19 +232,15 @@ class NetworkSpec(_ValueEquality):
         if not isinstance(self.n_steps, (int, np.integer)) or self.n_steps < 1:
             raise ValueError(f"network: n_steps {self.n_steps!r} must be an integer >= 1")
         object.__setattr__(self, "n_steps", int(self.n_steps))
-        if self.readout not in READOUTS:
-            raise ValueError(f"network: readout '{self.readout}' unknown, expected one of {READOUTS}")
+        object.__setattr__(self, "readout_params", tuple(float(p) for p in self.readout_params))
+        rule = get_readout(self.readout, self.readout_params)
         if len(self.layers) < 2 or not isinstance(self.layers[0], InputLayer) \
                 or not isinstance(self.layers[-1], (LILayer, LIFLayer)) \
                 or not all(isinstance(layer, LIFLayer) for layer in self.layers[1:-1]):
             raise ValueError("network: layers must be (InputLayer, LIFLayer..., LILayer or LIFLayer)")
-        if (self.readout == "first_spike") != isinstance(self.layers[-1], LIFLayer):
-            raise ValueError("network: readout 'first_spike' goes with a LIF output layer, the voltage readouts "
-                             "with an LI output layer")
-        object.__setattr__(self, "readout_params", tuple(float(p) for p in self.readout_params))
-        if self.readout == "sum_gaus" and len(self.readout_params) not in (0, 4):
-            raise ValueError(f"network: readout 'sum_gaus' takes 4 parameters (m, s, d, o), got "
-                             f"{self.readout_params}")
+        if rule.spiking_output != isinstance(self.layers[-1], LIFLayer):
+            raise ValueError(f"network: readout '{self.readout}' goes with "
+                             f"{'a LIF' if rule.spiking_output else 'an LI'} output layer")
         names = [layer.name for layer in self.layers]
         if len(set(names)) != len(names):
             raise ValueError(f"network: layer names must be unique, got {names}")
@@ -263,36 +290,26 @@ class NetworkSpec(_ValueEquality):
     def with_weights(self, weights: dict, delays: dict | None = None) -> "NetworkSpec":
         """A copy with new weight (and delay) matrices, keyed by connection name."""
         delays = delays or {}
-        conns = tuple(Connection(c.source, c.target, weights.get(c.name, c.weight), delays.get(c.name, c.delay),
-                                 c.max_delay_steps) for c in self.connections)
+        conns = tuple(replace(c, weight=weights.get(c.name, c.weight), delay=delays.get(c.name, c.delay))
+                      for c in self.connections)
         return replace(self, connections=conns)
 
+    @property
+    def readout_rule(self) -> Readout:
+        """The readout object named by `readout` (evprop.model.readouts), with `readout_params`."""
+        return get_readout(self.readout, self.readout_params)
+
     def readout_weights(self) -> np.ndarray:
-        """Per-step weights c_k of the linear readouts: score_j = sum_k c_k V_j(k) ('sum_exp', 'sum', 'last')."""
-        steps = np.arange(self.n_steps)
-        if self.readout == "sum_exp":
-            # mlGeNN AvgVarExpWeight: VAvg += exp(-t/T_total) * V / T_steps, t = k*dt (CONVENTIONS 'Readout')
-            return np.exp(-steps * self.dt_ms / (self.n_steps * self.dt_ms)) / self.n_steps
-        if self.readout == "sum":
-            return np.full(self.n_steps, 1.0 / self.n_steps)
-        if self.readout == "last":
-            return (steps == self.n_steps - 1).astype(np.float64)
-        if self.readout == "sum_gaus":
-            m, s, d, o = self.readout_params or SUM_GAUS_DEFAULT
-            x = steps / self.n_steps
-            return 2.0 * (o + d * (x - m) * np.exp(-(x - m) ** 2 / (2 * s ** 2))) / self.n_steps
-        raise ValueError(f"readout '{self.readout}' is not a weighted sum")
+        """Per-step weights c_k of a weighted-sum readout: score_j = sum_k c_k V_j(k)."""
+        weights = self.readout_rule.step_weights(self.n_steps, self.dt_ms)
+        if weights is None:
+            raise ValueError(f"readout '{self.readout}' is not a weighted sum")
+        return weights
 
     def scores(self, v_out: np.ndarray, first_spike_step: np.ndarray | None = None) -> np.ndarray:
-        """Class scores from output voltages v_out [..., n_steps, n_out], or for the 'first_spike' readout from the
-        first output spike steps [..., n_out] (n_steps where silent): the earliest spike scores highest."""
-        if self.readout == "first_spike":
-            if first_spike_step is None:
-                raise ValueError("readout 'first_spike' scores need the output spike times")
-            return -np.asarray(first_spike_step, dtype=np.float64) * self.dt_ms
-        if self.readout == "max":
-            return v_out.max(axis=-2)
-        return np.einsum("...kj,k->...j", v_out, self.readout_weights())
+        """Class scores from output voltages v_out [..., n_steps, n_out], or for spiking readouts from the first
+        output spike steps [..., n_out] (n_steps where silent)."""
+        return self.readout_rule.scores(v_out, self.dt_ms, first_spike_step)
 
 
 def _check_size(name, size):

@@ -1,6 +1,7 @@
 """Training-speed benchmark: EventProp against the BPTT-family baselines on an SHD-shaped workload.
 
-Workload (DIGEST 8, seeds 000/003): 700 inputs firing Poisson spikes at 10 Hz (dt = 1 ms), one recurrent hidden
+Workload (the SHD setting of Nowotny et al. 2025 and Meszaros et al. 2025): 700 inputs firing Poisson spikes at 10 Hz
+(dt = 1 ms), one recurrent hidden
 LIF layer (tau_mem 20 ms, tau_syn 5 ms), 20 LI outputs, L_sum_exp cross-entropy ('sum_exp' readout), batch 32,
 Adam. Initial weights: input N(mu, 0.01) with mu tuned by bisection so the hidden layer fires at ~14 Hz (the
 measured rate is reported), recurrent N(0, 0.02), output N(0, 0.03). The delay variant (EventProp only) adds
@@ -22,8 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import statistics
 import time
 import tracemalloc
@@ -39,6 +38,7 @@ from ..train.baselines import ALGORITHMS, DEFAULT_SURROGATE_BETA, dense_backward
 from ..train.engine import backward, forward
 from ..train.losses import get_loss
 from ..train.trainer import TrainSettings, make_trainer
+from .measure import machine_info
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class ShdNetwork:
                             MAX_DELAY_STEPS if self.delays else 0),
                  Connection("hidden", "hidden", self.w_rec),
                  Connection("hidden", "output", self.w_out))
-        return NetworkSpec(DT_MS, self.steps, layers, conns, "sum_exp")
+        return NetworkSpec(dt_ms=DT_MS, n_steps=self.steps, layers=layers, connections=conns, readout="sum_exp")
 
 
 def hidden_rate_hz(spec: NetworkSpec, data: SpikeData, max_spikes: int) -> float:
@@ -109,23 +109,6 @@ def tune_input_mean(network: ShdNetwork, data: SpikeData, max_spikes: int, targe
 
 
 # ---- measurements ----
-
-def machine_info() -> dict:
-    import numba
-    import scipy
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "numba_threads": numba.config.NUMBA_NUM_THREADS,
-            "load_average_1min": os.getloadavg()[0], "python": platform.python_version(),
-            "numpy": np.__version__, "numba": numba.__version__,
-            "scipy": scipy.__version__, "platform": platform.platform()}
-
 
 def _timed(fn) -> float:
     t0 = time.perf_counter()
@@ -249,6 +232,8 @@ def bench_output_path(out: Path) -> Path:
 
 
 def cmd_bench(args) -> int:
+    if args.seed < 0:
+        raise ValueError(f"--seed {args.seed}: expected an integer >= 0")
     result = run_bench(hidden=args.hidden, delays=args.delays, steps=args.steps, batch=args.batch,
                        algorithm=args.algorithm, repeats=args.repeats, seed=args.seed, max_spikes=args.max_spikes,
                        precision=args.precision)

@@ -10,6 +10,7 @@ import numpy as np
 from ..data.delay_line import delay_line
 from ..data.spikes import SpikeData
 from ..data.yinyang import encode_latency, yinyang_numpy
+from ..model.readouts import get_readout
 from ..model.spec import Connection, InputLayer, LIFLayer, LILayer, NetworkSpec
 from .config import n_steps
 from .progress import terminal_bar
@@ -36,7 +37,7 @@ def _yinyang(config: dict) -> dict:
 
 
 def _sequence_detection(config: dict) -> dict:
-    """003 section 2.1: class 0 = input 0 at 0 ms then input 1 at 10 ms, class 1 the reverse."""
+    """Meszaros et al. 2025 section 2.1: class 0 = input 0 at 0 ms then input 1 at 10 ms, class 1 the reverse."""
     dt = config["network"]["dt_ms"]
     late = int(round(10.0 / dt))
     data = SpikeData.from_event_lists(2, n_steps(config), [([0, late], [0, 1]), ([0, late], [1, 0])], [0, 1])
@@ -127,7 +128,8 @@ def hidden_sizes(net: dict) -> list:
 
 def initial_network(config: dict, n_inputs: int, n_classes: int) -> NetworkSpec:
     """Input -> LIF hidden layers (each optionally recurrent) -> output (LI, or LIF for the first-spike readout).
-    Weights N(mean, sd) per connection and delays U(0, init) seeded by train.seed (the authors' schemes, DIGEST
+    Weights N(mean, sd) per connection and delays U(0, init) seeded by train.seed (the authors' schemes, Nowotny et
+    al. 2025 and
     14.3 and 14.6); the input connection's delays may be given explicitly (network.input_delays_ms)."""
     net = config["network"]
     rng = np.random.default_rng(config["train"]["seed"])
@@ -151,7 +153,7 @@ def initial_network(config: dict, n_inputs: int, n_classes: int) -> NetworkSpec:
             conns.append(Connection(name, name, rng.normal(0.0, net["recurrent_weight_sd"], (size, size)),
                                     delays(net["recurrent_delay_init_ms"], (size, size)), max_delay))
         previous, n_previous = name, size
-    if net["readout"] == "first_spike":
+    if get_readout(net["readout"], net["readout_params"]).spiking_output:
         layers.append(LIFLayer("output", n_classes, *initial_taus(net, n_classes, rng), net["threshold"]))
     else:
         layers.append(LILayer("output", n_classes, *initial_taus(net, n_classes, rng)))
@@ -163,8 +165,8 @@ def initial_network(config: dict, n_inputs: int, n_classes: int) -> NetworkSpec:
         first = conns[0]
         conns[0] = Connection(first.source, first.target, first.weight,
                               _explicit_delays(net, *first.weight.shape, dt), max_delay)
-    return NetworkSpec(dt, n_steps(config), tuple(layers), tuple(conns), net["readout"],
-                       tuple(net["readout_params"]))
+    return NetworkSpec(dt_ms=dt, n_steps=n_steps(config), layers=tuple(layers), connections=tuple(conns),
+                       readout=net["readout"], readout_params=tuple(net["readout_params"]))
 
 
 def _explicit_delays(net: dict, n_pre: int, n_post: int, dt: float):
@@ -179,7 +181,8 @@ def _explicit_delays(net: dict, n_pre: int, n_post: int, dt: float):
 
 def initial_taus(net: dict, size: int, rng: np.random.Generator):
     """(tau_mem, tau_syn) per neuron [ms]: the configured values, or with network.heterogeneous_taus
-    Gamma(3, tau/3) draws clipped to [3, 3 tau_mem] and [1, 3 tau_syn] (000 section 4.8, after Perez-Nieves)."""
+    Gamma(3, tau/3) draws clipped to [3, 3 tau_mem] and [1, 3 tau_syn] (Nowotny et al. 2025 section 4.8, after
+    Perez-Nieves)."""
     tau_mem, tau_syn = net["tau_mem_ms"], net["tau_syn_ms"]
     if not net["heterogeneous_taus"]:
         return np.full(size, tau_mem), np.full(size, tau_syn)

@@ -22,14 +22,14 @@ EXAMPLES = {
     "train": "evprop train configs/default.toml --out runs/default   |   evprop train --resume runs/default",
     "evaluate": "evprop evaluate runs/default --split test",
     "quantise": "evprop quantise runs/default",
-    "export": "evprop export runs/default",
+    "export": "evprop export runs/default   |   evprop export runs/default --for norse",
     "verify": "evprop verify runs/default --samples 20 --max-accuracy-drop 2 --junit verify.xml",
     "report": "evprop report runs/default",
     "data": "evprop data download shd --root ~/data   |   evprop data spoken-digits --out data/spoken   |   "
             "evprop data encode-audio wavs/ --out clips.h5 --raster clip0.png",
     "sweep": "evprop sweep configs/default.toml --grid network.hidden=100,200 --seeds 8 --out runs/sweep",
     "bench": "evprop bench --hidden 256 --steps 1000 --batch 32 --algorithm eventprop --json --out results.jsonl",
-    "gradcheck": "evprop gradcheck --reference ../shared/reference/mlgenn/tiny_cases.json --case A_ff_nodelay",
+    "gradcheck": "evprop gradcheck --reference tests/data/mlgenn/tiny_cases.json --case A_ff_nodelay",
 }
 
 
@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=f"{help_text}\n\nexample:\n  {EXAMPLES[name]}",
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    _add_config_args(add("run", "train, quantise, export, verify and report in one go"))
+    _add_config_args(add("run", "train, quantise, export, verify and report in one go (verify needs the [lava] "
+                                "extra: Python 3.10)"))
     train = add("train", "train with EventProp (writes checkpoint.npz, history.jsonl)")
     _add_config_args(train)
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
@@ -68,8 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("nir", "onnx"), default="nir",
                         help="nir: float network + fixed-point integers (default); onnx: the fixed-point network as "
                              "an ONNX graph of one time step (integer arithmetic of the emulator)")
+    from ..export.nir_targets import IMPORTERS
+    export.add_argument("--for", dest="target", choices=sorted(IMPORTERS), default=None,
+                        help="with --format nir: write model.LIBRARY.nir, whose values make that library's "
+                             "forward-Euler NIR importer run the float network as trained (docs/nir_importers.md)")
     add("report", "regenerate report.json and report.html of a run").add_argument("run_dir", type=Path)
-    verify = add("verify", "run the NIR file in Lava and compare with the fixed-point emulator")
+    verify = add("verify", "run the NIR file in Lava and compare with the fixed-point emulator (needs the "
+                          "[lava] extra: Python 3.10)")
     verify.add_argument("run_dir", type=Path)
     verify.add_argument("--samples", type=int, default=None, help="test samples run in Lava")
     verify.add_argument("--timeout", type=float, default=None, help="hard limit for the Lava run [s]")
@@ -184,9 +190,18 @@ def cmd_quantise(args) -> int:
 
 
 def cmd_export(args) -> int:
+    if args.target is not None:
+        if args.format != "nir":
+            raise ValueError(f"--for {args.target}: applies to --format nir only, not --format {args.format}")
+        from ..export.nir_targets import export_nir_for
+        from .stages import trained_network
+        path = args.run_dir / f"model.{args.target}.nir"
+        export_nir_for(path, trained_network(args.run_dir), args.target)
+        print(path)
+        return 0
     if args.format == "onnx":
         from ..export.onnx_export import export_onnx
-        from ..export.quantise import load_fixed_point
+        from ..fixed_point.spec import load_fixed_point
         print(export_onnx(args.run_dir / "model.onnx", load_fixed_point(args.run_dir / "fixed_point.npz")))
         return 0
     from .stages import export_stage
@@ -196,21 +211,28 @@ def cmd_export(args) -> int:
 
 def cmd_verify(args) -> int:
     """Verify, then gate: exit 0 if every criterion holds, EXIT_CHECK_FAILED (1) if one fails, 2 on bad input or a
-    Lava timeout/crash (gate.json and the JUnit file are written in every case)."""
-    from ..hw_sim.gate import GateCriteria, failed_run, gate_run_dir, write_junit, write_summary_json
-    from .stages import verify_stage
+    Lava timeout/crash. A completed verification replaces verify.json and gate.json together; a failed one leaves
+    the run as it was and writes only the JUnit file (if asked for), which then records the failure."""
+    from ..hw_sim.lava_sim import LavaNotInstalled
+    from ..model.io import atomic_write_all
+    from .gate import GateCriteria, failed_run, gate_run_dir, summary_json, write_junit
+    from .stages import json_writer, run_verification
     criteria = GateCriteria(bit_exact=not args.no_bit_exact, min_output_agreement=args.min_output_agreement,
                             max_accuracy_drop_pp=args.max_accuracy_drop)      # bad values fail before Lava runs
     try:
-        summary = verify_stage(args.run_dir, args.samples, args.timeout)
+        verification = run_verification(args.run_dir, args.samples, args.timeout)
+    except LavaNotInstalled:
+        raise                                              # nothing ran: no gate.json, exit 2 with the reason
     except (TimeoutError, RuntimeError) as err:
-        result = failed_run(str(err), criteria)
-        write_summary_json(args.run_dir / "gate.json", result, criteria)
         if args.junit is not None:
-            write_junit(args.junit, result)
+            write_junit(args.junit, failed_run(str(err), criteria))
         raise
-    result = gate_run_dir(args.run_dir, criteria)          # verify.json (per sample), train.json, quantise.json
-    write_summary_json(args.run_dir / "gate.json", result, criteria)
+    # per sample from the verification, float_test_accuracy from train.json, fixed point from quantise.json
+    result = gate_run_dir(args.run_dir, criteria, verify_summary=verification)
+    gate_text = summary_json(result, criteria)
+    atomic_write_all({args.run_dir / "verify.json": json_writer(verification),
+                      args.run_dir / "gate.json": lambda handle: handle.write(gate_text.encode())})
+    summary = {k: v for k, v in verification.items() if k != "per_sample"}
     if args.junit is not None:
         write_junit(args.junit, result, summary["verify_s"])
     for check in result.failures:

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import tomli
+
+from ..model.readouts import READOUTS, get_readout
+from ..train.losses import LOSSES, get_loss
+from ..train.trainer import algorithm_names
 
 
 class ConfigError(ValueError):
@@ -81,8 +86,8 @@ SCHEMA = {
         "validation_size": Field(int, 1000, _non_negative, "an integer >= 0 (0: no validation set; then "
                                                            "train.selection_metric must be a training metric)"),
         "test_size": Field(int, 1000, _at_least_one, "an integer >= 1"),
-        "seeds": Field(list, [42, 41, 40], lambda x: len(x) == 3 and all(isinstance(i, int) for i in x),
-                       "three integer seeds [train, validation, test]"),
+        "seeds": Field(list, [42, 41, 40], lambda x: len(x) == 3 and all(isinstance(i, int) and i >= 0 for i in x),
+                       "three integer seeds >= 0 [train, validation, test]"),
         "t_early_ms": Field(NUMBER, 2.0, _non_negative, "a time >= 0 ms (latency codes: value 1 fires here)"),
         "t_late_ms": Field(NUMBER, 27.0, _positive, "a time > 0 ms"),
         "bias_time_ms": Field(NUMBER, 0.0, None, "a time in ms (negative: no bias spike)"),
@@ -102,9 +107,9 @@ SCHEMA = {
         "silence_dbfs": Field(NUMBER, -60.0, lambda x: x < 0, "a level < 0 dB re full scale"),
     },
     "augment": {
-        "blend_p": Field(NUMBER, 0.0, lambda x: 0 <= x <= 1, "a probability in [0, 1] (000: 0.5; 0: off)"),
+        "blend_p": Field(NUMBER, 0.0, lambda x: 0 <= x <= 1, "a probability in [0, 1] (Nowotny et al.: 0.5; 0: off)"),
         "blend_align_channels": Field(bool, True),
-        "shift": Field(int, 0, _non_negative, "a channel shift >= 0 (000: 40; 0: off)"),
+        "shift": Field(int, 0, _non_negative, "a channel shift >= 0 (Nowotny et al. 2025: 40; 0: off)"),
         "id_jitter_sigma": Field(NUMBER, 0.0, _non_negative, "a standard deviation >= 0 channels"),
         "dilate_min": Field(NUMBER, 1.0, _positive, "a factor > 0"),
         "dilate_max": Field(NUMBER, 1.0, _positive, "a factor > 0"),
@@ -118,7 +123,7 @@ SCHEMA = {
         "tau_syn_ms": Field(NUMBER, 5.0, _positive, "a time constant > 0 ms"),
         "threshold": Field(NUMBER, 1.0, _positive, "a threshold > 0"),
         "heterogeneous_taus": Field(bool, False),
-        "readout": _one_of("sum_exp", "sum", "sum_gaus", "max", "last", "first_spike"),
+        "readout": _one_of(*READOUTS),
         "readout_params": Field(list, [], lambda x: all(isinstance(v, (int, float)) for v in x),
                                 "a list of numbers (sum_gaus: [m, s, d, o] of w(x) = 2 (o + d (x - m) "
                                 "exp(-(x - m)^2 / (2 s^2))); [] = the thesis code's [0, 0.2, 4.4, 0.4])"),
@@ -129,10 +134,10 @@ SCHEMA = {
         "hidden_weight_sd": Field(NUMBER, 0.2, _non_negative, "a standard deviation >= 0"),
         "output_weight_mean": Field(NUMBER, 0.0, None, "a number"),
         "output_weight_sd": Field(NUMBER, 0.5, _non_negative, "a standard deviation >= 0"),
-        "input_delay_copies": Field(int, 1, _at_least_one, "an integer >= 1 (000 delay line: 10)"),
-        "input_delay_spacing_ms": Field(NUMBER, 30.0, _non_negative, "a time >= 0 ms (000: 30)"),
+        "input_delay_copies": Field(int, 1, _at_least_one, "an integer >= 1 (Nowotny et al. 2025 delay line: 10)"),
+        "input_delay_spacing_ms": Field(NUMBER, 30.0, _non_negative, "a time >= 0 ms (Nowotny et al. 2025: 30)"),
         "max_delay_ms": Field(NUMBER, 0.0, _non_negative, "a delay >= 0 ms (0: no synaptic delays)"),
-        "ff_delay_init_ms": Field(NUMBER, 0.0, _non_negative, "a delay >= 0 ms: U(0, this) (003 SHD: 150)"),
+        "ff_delay_init_ms": Field(NUMBER, 0.0, _non_negative, "a delay >= 0 ms: U(0, this) (Meszaros et al. SHD: 150)"),
         "recurrent_delay_init_ms": Field(NUMBER, 0.0, _non_negative, "a delay >= 0 ms: U(0, this)"),
         "input_delays_ms": Field(list, [], None, "an explicit [pre][post] matrix of initial input delays [ms]"),
     },
@@ -151,21 +156,21 @@ SCHEMA = {
         "reg_lambda_upper": Field(NUMBER + (list,), 0.0, _strengths, "a strength >= 0 or a list, one per hidden layer"),
         "reg_lambda_lower": Field(NUMBER + (list,), 0.0, _strengths, "a strength >= 0 or a list, one per hidden layer"),
         "reg_nu_upper": Field(NUMBER, 14.0, _non_negative, "a spike count >= 0 per neuron and trial"),
-        "silent_rescue": Field(NUMBER, 0.0, _non_negative, "a weight increment >= 0 (000: 0.002)"),
+        "silent_rescue": Field(NUMBER, 0.0, _non_negative, "a weight increment >= 0 (Nowotny et al. 2025: 0.002)"),
         "selection_metric": _one_of("validation_accuracy", "train_accuracy", "validation_loss", "loss"),
         "early_stop_patience": Field(int, 0, _non_negative, "an integer >= 0 (0: never stop early)"),
-        "seed": Field(int, 0, None, "an integer"),
+        "seed": Field(int, 0, _non_negative, "an integer >= 0"),
         "shuffle": Field(bool, True),
-        "loss": _one_of("cross_entropy", "x_entropy", "first_spike_time", "delta_mse"),
-        "first_spike_tau0_ms": Field(NUMBER, 1.0, _positive, "a time > 0 ms"),
-        "first_spike_tau1_ms": Field(NUMBER, 100.0, _positive, "a time > 0 ms"),
-        "first_spike_alpha": Field(NUMBER, 5e-5, _non_negative, "a strength >= 0"),
-        "dmse_delta_ms": Field(NUMBER, 2.0, _non_negative, "a margin >= 0 ms"),
+        "loss": _one_of(*LOSSES),
+        "loss_params": Field(dict, {}, lambda x: all(isinstance(v, NUMBER) and not isinstance(v, bool)
+                                                     for v in x.values()),
+                             "a table of the loss's numeric parameters (first_spike_time: tau0_ms, tau1_ms, alpha; "
+                             "delta_mse: delta_ms)"),
         "max_spikes": Field(int, 100, _at_least_one, "an integer >= 1 (spikes per neuron per trial)"),
         "allow_overflow": Field(bool, False),
         "precision": _one_of("float64", "float32"),
         "device": _one_of("cpu", "cuda"),
-        "algorithm": _one_of("eventprop", "bptt", "slayer", "exodus"),
+        "algorithm": _one_of(*algorithm_names()),
         "surrogate_beta": Field(NUMBER, 10.0, _positive, "a surrogate steepness > 0 (baselines only)"),
     },
     "quantise": {
@@ -192,10 +197,22 @@ def _type_name(kind) -> str:
         return "a number"
     if isinstance(kind, tuple):
         return "a number or a list" if float in kind else "an integer or a list"
-    return {int: "an integer", bool: "true or false", str: "a string", list: "a list"}[kind]
+    return {int: "an integer", bool: "true or false", str: "a string", list: "a list", dict: "a table"}[kind]
+
+
+def _check_finite(key: str, value, source: str):
+    """inf and nan (TOML allows both) are never a valid setting: refuse them, in lists and tables too, naming the
+    key."""
+    def finite(x):
+        if isinstance(x, (list, dict)):
+            return all(map(finite, x.values() if isinstance(x, dict) else x))
+        return not isinstance(x, float) or math.isfinite(x)
+    if not finite(value):
+        raise ConfigError(f"{source}: key '{key}' must be a finite number, got {value!r}")
 
 
 def _check_value(key: str, field: Field, value, source: str):
+    _check_finite(key, value, source)
     # bool is an int in Python: refuse it where a number is expected, and refuse numbers where a bool is
     ok_type = isinstance(value, field.kind) and not (isinstance(value, bool) and field.kind is not bool)
     if not ok_type:
@@ -263,7 +280,13 @@ def load_config(path: Path | None, overrides=()) -> dict:
 
 
 def _cross_check(config: dict, source: str):
-    data, net = config["data"], config["network"]
+    data, net, train = config["data"], config["network"], config["train"]
+    for key, check in (("network.readout_params", lambda: get_readout(net["readout"], net["readout_params"])),
+                       ("train.loss_params", lambda: get_loss(train["loss"], **train["loss_params"]))):
+        try:
+            check()
+        except ValueError as err:
+            raise ConfigError(f"{source}: key '{key}': {err}") from None
     n_steps = net["duration_ms"] / net["dt_ms"]
     if abs(n_steps - round(n_steps)) > 1e-9:
         raise ConfigError(f"{source}: key 'network.duration_ms' ({net['duration_ms']}) must be a whole number of "
@@ -330,4 +353,6 @@ def dump_toml(config: dict) -> str:
 def _toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(key)} = {_toml_value(item)}" for key, item in value.items()) + "}"
     return json.dumps(value)

@@ -1,8 +1,8 @@
 """Energy ESTIMATES per inference from event counts, and the dense conventional baseline they are compared with.
 
 Every figure is an estimate: per-operation energies (each with its published source) multiplied by the counts of the
-fixed-point emulator (what the target does per inference). Sources, as collected in ../shared/notes/anchors.md
-section 1 (most transcribed from secondary sources; the primary PDFs were not read here):
+fixed-point emulator (what the target does per inference). Sources (most transcribed from secondary
+sources; the primary PDFs were not read here):
 
   loihi1-table2       Davies et al., IEEE Micro 38(1):82-99, 2018, Table 2 (pre-silicon SDF + SPICE, 0.75 V):
                       23.6 pJ per synaptic op (a minimum), 81 / 52 pJ per active / inactive neuron update,

@@ -17,7 +17,10 @@ import os
 import platform
 import threading
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+import numpy as np
 
 RAPL_ROOT = Path("/sys/class/powercap")
 NOT_MEASURABLE = "not measurable here"
@@ -216,3 +219,27 @@ def host_info() -> dict:
     return {"cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "cpus_usable": usable,
             "memory_gib": _memory_gib(), "gpus": gpus or "none found (NVML unavailable or no NVIDIA GPU)",
             "os": platform.platform()}
+
+
+def software_versions() -> dict:
+    """Versions of evprop and the packages that decide its numbers (Lava: None when it is not installed)."""
+    import numba
+    import scipy
+
+    from .. import __version__
+    versions = {"evprop": __version__, "python": platform.python_version(), "numpy": np.__version__,
+                "numba": numba.__version__, "scipy": scipy.__version__}
+    for package in ("nir", "lava-nc"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def machine_info() -> dict:
+    """Everything a stored measurement names about where it ran: the host, the software, the numba threads and
+    the load when it started (1-minute load average)."""
+    import numba
+    return {**host_info(), **software_versions(), "machine": platform.machine(),
+            "numba_threads": numba.config.NUMBA_NUM_THREADS, "load_average_1min": os.getloadavg()[0]}

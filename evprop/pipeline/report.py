@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model.io import atomic_write
 from .measure import EnergyMeter, per_inference
+from .stats import (accuracy_interval, difference_interval_counts, excludes_zero,
+                    paired_difference_interval)
 
 RASTER_SAMPLE = 0
 COLORS = {"float": "#4c72b0", "fixed point": "#dd8452", "Lava": "#55a868", "initial": "#999999",
@@ -66,7 +67,7 @@ def _float_counts(spec, data, max_spikes: int, batch_size: int = 256) -> dict:
 
 def _raster(spec, fixed, data, index: int, max_spikes: int) -> dict:
     """Spikes of every layer and the output voltages of one sample, float and fixed point."""
-    from ..hw_sim.emulator import emulate, input_raster
+    from ..fixed_point.emulator import emulate, input_raster
     from ..train.compiled import CompiledNetwork
     from ..train.engine import forward
     sample = data.subset(np.array([index]))
@@ -82,8 +83,8 @@ def _raster(spec, fixed, data, index: int, max_spikes: int) -> dict:
 
 def analyse_run(run_dir: Path, config: dict, test=None) -> RunAnalysis:
     """Run the trained float network and the fixed-point emulator over the test set (host energy measured)."""
-    from ..export.quantise import load_fixed_point
-    from ..hw_sim.emulator import emulate
+    from ..fixed_point.spec import load_fixed_point
+    from ..fixed_point.emulator import emulate
     from ..train.trainer import evaluate
     from .build import load_splits
     run_dir = Path(run_dir)
@@ -96,10 +97,7 @@ def analyse_run(run_dir: Path, config: dict, test=None) -> RunAnalysis:
         float_eval = evaluate(best, test, max_spikes=max_spikes, allow_overflow=True)
     with EnergyMeter(poll_s=0) as fixed_meter:
         emulated = emulate(fixed, test, record_hidden=False)
-    try:
-        fixed_predictions = best.scores(emulated.v_out_float).argmax(axis=1)
-    except ValueError:
-        fixed_predictions = None
+    fixed_predictions = None if best.readout_rule.spiking_output else best.scores(emulated.v_out_float).argmax(axis=1)
     measured = {
         "float_inference": per_inference(float_meter.result(), len(test), "host CPU running the float network "
                                          "(numba) over the test set, at report time"),
@@ -391,13 +389,20 @@ def _uj(value: float) -> str:
     return f"{value:.4g} µJ" if value >= 1e-3 else f"{value * 1e3:.4g} nJ"
 
 
+def _ci(accuracy: dict) -> str:
+    """'[95% CI 95.4-97.6%]' from an accuracy entry's test_ci95 ('' for reports without it)."""
+    low_high = accuracy.get("test_ci95")
+    return f"[95% CI {100 * low_high[0]:.1f}-{100 * low_high[1]:.1f}%]" if low_high else ""
+
+
 def summary_rows(report: dict) -> list:
     acc, eq, energy = report["accuracy"], report["equivalence"]["emulator_vs_lava"], report["energy"]
-    return [("float test accuracy", f"{_pct(acc['float']['test'])} (n={acc['float']['n_test']}; "
-                                    f"train {_pct(acc['float']['train'])})"),
+    return [("float test accuracy", f"{_pct(acc['float']['test'])} {_ci(acc['float'])} "
+                                    f"(n={acc['float']['n_test']}; train {_pct(acc['float']['train'])})"),
             ("fixed-point test accuracy (emulator)", f"{_pct(acc['fixed_point']['test'])} "
-                                                      f"(n={acc['fixed_point']['n_test']})"),
-            ("Lava fixed_pt test accuracy", f"{_pct(acc['lava']['test'])} (n={acc['lava']['n_samples']})"),
+                                                      f"{_ci(acc['fixed_point'])} (n={acc['fixed_point']['n_test']})"),
+            ("Lava fixed_pt test accuracy", f"{_pct(acc['lava']['test'])} {_ci(acc['lava'])} "
+                                            f"(n={acc['lava']['n_samples']})"),
             *([("linear reference test accuracy", f"{_pct(acc['reference_linear']['test'])} "
                                                   f"({acc['reference_linear']['model']})")]
               if "reference_linear" in acc else []),
@@ -448,11 +453,19 @@ def measured_table(measured: dict) -> str:
     return _table(rows, ["what", "scope", "measured energy"])
 
 
+def _change_ci(summary: dict) -> str:
+    low_high = summary.get("accuracy_change_pp_ci95")
+    if not low_high:
+        return ""
+    verdict = "beyond the noise" if excludes_zero(low_high) else "within the noise"
+    return f"; 95% CI {low_high[0]:+.2f} to {low_high[1]:+.2f} pp, {verdict}"
+
+
 def quantisation_tables(quant: dict) -> str:
     s = quant.get("summary", {})
     summary = _kv_table([("float → fixed-point test accuracy", f"{_pct(s['float_test_accuracy'])} → "
                           f"{_pct(s['fixed_point_test_accuracy'])} ({s['accuracy_change_pp']:+.2f} pp, "
-                          f"n={s['n_test']})"),
+                          f"n={s['n_test']}{_change_ci(s)})"),
                          ("same prediction, float vs fixed point", "n/a" if s.get("prediction_agreement") is None
                           else _pct(s["prediction_agreement"])),
                          ("clipped weights", s["clipped_weights"]),
@@ -528,7 +541,9 @@ def _sections(report: dict, history: list, analysis: RunAnalysis | None, config_
     return out
 
 
-def write_html_report(run_dir: Path, report: dict, history: list, analysis: RunAnalysis | None = None) -> None:
+def html_report(run_dir: Path, report: dict, history: list, analysis: RunAnalysis | None = None,
+                shown_dir: Path | None = None) -> str:
+    """report.html's text for the run in `run_dir`, naming the run as `shown_dir` (default: run_dir)."""
     run_dir = Path(run_dir)
     config_text = (run_dir / "config.toml").read_text() if (run_dir / "config.toml").exists() else ""
     sections = _sections(report, history, analysis, config_text)
@@ -536,27 +551,68 @@ def write_html_report(run_dir: Path, report: dict, history: list, analysis: RunA
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>evprop report: {_esc(report['name'])}"
              f"</title><style>{STYLE}</style></head><body>",
-             f"<h1>evprop run: {_esc(report['name'])}</h1><p class='muted'>{_esc(run_dir.resolve())} — report "
+             f"<h1>evprop run: {_esc(report['name'])}</h1><p class='muted'>{_esc(Path(shown_dir or run_dir).resolve())} — report "
              f"generated {when} by <code>evprop report</code></p>",
              _kv_table(summary_rows(report)),
              "<nav>" + "".join(f"<a href='#{a}'>{_esc(t)}</a>" for a, (t, _) in zip(anchors, sections)) + "</nav>"]
     parts += [f"<h2 id='{a}'>{_esc(title)}</h2>{body}" for a, (title, body) in zip(anchors, sections)]
     parts.append("</body></html>")
-    atomic_write(run_dir / "report.html", lambda handle: handle.write("\n".join(parts).encode()))
+    return "\n".join(parts)
+
+
+def accuracy_section(train: dict, quant: dict, verify: dict) -> dict:
+    """report.json's `accuracy`: the float, fixed-point and Lava test accuracies with their sample counts and 95%
+    Wilson intervals (`test_ci95`); with fine-tuning, the fixed-point accuracy before it and the interval of the
+    gain (counts only: Newcombe's interval, evprop/pipeline/stats.py)."""
+    fixed = {"test": quant["fixed_point_test_accuracy"], "n_test": quant["n_test"],
+             "test_ci95": accuracy_interval(quant["fixed_point_test_accuracy"], quant["n_test"])}
+    if quant.get("finetuning"):
+        before = quant["finetuning"]["fixed_point_test_accuracy_before"]
+        n = quant["n_test"]
+        fixed.update({"before_finetuning": before,
+                      "float_after_finetuning": quant["finetuning"]["float_test_accuracy_after"],
+                      "finetuning_gain_pp_ci95": [100 * x for x in difference_interval_counts(
+                          round(before * n), n, round(fixed["test"] * n), n)]})
+    return {"float": {"train": train["float_train_accuracy"], "test": train["float_test_accuracy"],
+                      "n_test": train["n_test"],
+                      "test_ci95": accuracy_interval(train["float_test_accuracy"], train["n_test"])},
+            "fixed_point": fixed,
+            "lava": {"test": verify["lava_test_accuracy"], "n_samples": verify["n_samples"],
+                     "test_ci95": accuracy_interval(verify["lava_test_accuracy"], verify["n_samples"])}}
+
+
+def accuracy_change_interval(report_accuracy: dict, analysis: RunAnalysis | None) -> tuple[list, str]:
+    """95% interval [pp] of fixed point minus float test accuracy, and how it was computed: paired bootstrap over
+    the test samples when the per-sample predictions are at hand, else Newcombe's interval from the counts."""
+    flt, fixed = report_accuracy["float"], report_accuracy["fixed_point"]
+    if (analysis is not None and analysis.fixed_predictions is not None
+            and len(analysis.labels) == fixed["n_test"] == flt["n_test"]):
+        interval = paired_difference_interval(analysis.float_predictions == analysis.labels,
+                                              analysis.fixed_predictions == analysis.labels)
+        how = "paired bootstrap over the test samples"
+    else:
+        interval = difference_interval_counts(round(flt["test"] * flt["n_test"]), flt["n_test"],
+                                              round(fixed["test"] * fixed["n_test"]), fixed["n_test"])
+        how = "Newcombe's interval from the counts"
+    return [100 * x for x in interval], how
 
 
 def quantisation_section(quant: dict, report_accuracy: dict, analysis: RunAnalysis | None, spikes: dict) -> dict:
-    """quantise.json's report plus a summary: accuracy change, float/fixed agreement, clipping and overflows."""
+    """quantise.json's report plus a summary: accuracy change (with its 95% interval), float/fixed agreement,
+    clipping and overflows."""
     layers = quant.get("layers", {})
     agreement = None
     if analysis is not None and analysis.fixed_predictions is not None:
         agreement = float(np.mean(analysis.fixed_predictions == analysis.float_predictions))
+    change_ci, change_how = accuracy_change_interval(report_accuracy, analysis)
     names = list(dict.fromkeys(list(spikes["per_layer"]) + list(spikes["float_per_layer"])))
     summary = {
         "float_test_accuracy": report_accuracy["float"]["test"],
         "fixed_point_test_accuracy": report_accuracy["fixed_point"]["test"],
         "accuracy_change_pp": 100 * (report_accuracy["fixed_point"]["test"] - report_accuracy["float"]["test"]),
         "n_test": report_accuracy["fixed_point"]["n_test"],
+        "accuracy_change_pp_ci95": change_ci,
+        "accuracy_change_interval": change_how,
         "prediction_agreement": agreement,
         "clipped_weights": int(sum(c.get("clipped", 0) for c in quant.get("connections", {}).values())),
         "v_saturations_seen": int(sum(q.get("v_saturations_seen", 0) for q in layers.values())),

@@ -15,6 +15,7 @@ BOOLEAN = {"type": "boolean"}
 ANY = {"type": "any"}
 FRACTION = {"type": "number", "min": 0.0, "max": 1.0}
 MAYBE_NUMBER = {"type": ("number", "null")}
+CI95 = {"type": "array", "items": NUMBER}          # [low, high] of a 95% interval (evprop/pipeline/stats.py)
 
 
 def obj(required: dict | None = None, optional: dict | None = None, values: dict | None = None) -> dict:
@@ -61,6 +62,7 @@ QUANTISATION = obj({
     "layers": obj(values=QUANT_LAYER), "connections": obj(values=QUANT_CONNECTION),
     "summary": obj({"float_test_accuracy": FRACTION, "fixed_point_test_accuracy": FRACTION,
                     "accuracy_change_pp": NUMBER, "n_test": INTEGER,
+                    "accuracy_change_pp_ci95": CI95, "accuracy_change_interval": STRING,
                     "prediction_agreement": {"type": ("number", "null"), "min": 0.0, "max": 1.0},
                     "clipped_weights": INTEGER, "v_saturations_seen": INTEGER, "u_wraps_seen": INTEGER,
                     "message_overflows_seen": INTEGER,
@@ -76,9 +78,10 @@ CONFUSION = obj({"labels": array(INTEGER), "rows": {"type": "string", "const": "
 
 REPORT = obj({
     "name": STRING,
-    "accuracy": obj({"float": obj({"train": FRACTION, "test": FRACTION, "n_test": INTEGER}),
-                     "fixed_point": obj({"test": FRACTION, "n_test": INTEGER}),
-                     "lava": obj({"test": FRACTION, "n_samples": INTEGER})},
+    "accuracy": obj({"float": obj({"train": FRACTION, "test": FRACTION, "n_test": INTEGER, "test_ci95": CI95}),
+                     "fixed_point": obj({"test": FRACTION, "n_test": INTEGER, "test_ci95": CI95},
+                                        {"finetuning_gain_pp_ci95": CI95}),
+                     "lava": obj({"test": FRACTION, "n_samples": INTEGER, "test_ci95": CI95})},
                     {"reference_linear": obj({"train": FRACTION, "test": FRACTION, "n_test": INTEGER,
                                               "model": STRING})}),
     "equivalence": obj({"emulator_vs_lava": obj({"n_samples": INTEGER, "bit_exact": BOOLEAN,

@@ -1,46 +1,58 @@
 """Stage orchestration: train -> quantise -> export NIR -> verify in Lava -> report.
 
-Each stage reads what it needs from the run directory and writes its own files there (DESIGN section 5), so the
+Each stage reads what it needs from the run directory and writes its own files there (docs/architecture.md §1), so the
 CLI can run them one by one and `run_pipeline` runs them all:
 
     runs/<name>/config.toml, checkpoint.npz, history.jsonl, fixed_point.npz, model.nir, verify.json,
                 report.json, report.html
+
+No failing stage changes an existing run. Every stage reads and checks its inputs before it writes anything, and
+replaces its output files as one set (`atomic_write_all`: all written and fsync'd under temporary names, then
+renamed). A new run (`train`, `run`) into a folder that already holds one is made in `<run>/.partial` and moved
+over the old run only when it is complete, like a checkpoint saved beside the last good one: a failure or a kill
+keeps the old run, and a killed training continues with `evprop train --resume <run>`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import platform
+import math
+import shutil
 import time
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
-from ..export.nir import export_nir
-from ..export.quantise import add_headroom, load_fixed_point, quantise, save_fixed_point
-from ..hw_sim.emulator import emulate
-from ..hw_sim.lava_sim import run_lava
-from ..hw_sim.scale_search import search_percentiles
-from ..hw_sim.verify import compare, readout_accuracy
-from ..model.io import atomic_write, load_network, save_network
-from ..train.engine import state_bounds
-from ..train.qat import finetune, finetune_settings, fixed_point_accuracy
+from ..export.nir import check_export, export_nir
+from ..fixed_point.calibrate import state_bounds
+from ..fixed_point.emulator import emulate, readout_accuracy
+from ..fixed_point.finetune import finetune, finetune_settings, fixed_point_accuracy
+from ..fixed_point.quantise import add_headroom, quantise
+from ..fixed_point.scale_search import search_percentiles
+from ..fixed_point.spec import fixed_point_to_arrays, load_fixed_point
+from ..hw_sim.lava_sim import require_lava, run_lava
+from ..hw_sim.verify import compare
+from ..model.io import atomic_write, atomic_write_all, fsync_dir, load_network, network_to_arrays, npz_writer
 from ..train.trainer import TrainSettings, best_epoch, evaluate, load_checkpoint, load_resume, train
 from .build import initial_network, load_splits, n_classes
 from .config import dump_toml, load_config
 from .measure import EnergyMeter, host_info
 from .progress import terminal_bar
 from .reference import reference_linear
-from .report import write_html_report
+from .report import html_report
 
 log = logging.getLogger("evprop")
 
 
+def json_writer(data: dict):
+    """write(file_object) for `atomic_write`: `data` as indented JSON."""
+    return lambda handle: handle.write(json.dumps(data, indent=2).encode())
+
+
 def _write_json(path: Path, data: dict) -> None:
-    atomic_write(path, lambda handle: handle.write(json.dumps(data, indent=2).encode()))
+    atomic_write(path, json_writer(data))
 
 
 def _read_json(path: Path, what: str) -> dict:
@@ -68,29 +80,94 @@ def trained_network(run_dir: Path):
 
 # ---- stages ----
 
-LATER_STAGE_FILES = ("train.json", "finetuned.npz", "fixed_point.npz", "quantise.json", "model.nir", "verify.json", "report.json",
-                     "report.html")
+TRAIN_FILES = ("config.toml", "checkpoint.npz", "history.jsonl", "train.json")
+LATER_STAGE_FILES = ("finetuned.npz", "fixed_point.npz", "quantise.json", "model.nir", "model.onnx", "verify.json",
+                     "gate.json", "report.json", "report.html")
+RUN_FILES = TRAIN_FILES + LATER_STAGE_FILES
+WORKSPACE = ".partial"          # a new run made inside a folder that holds an old one, until it is complete
+
+
+def holds_run(run_dir: Path) -> bool:
+    return any((Path(run_dir) / name).exists() for name in RUN_FILES)
+
+
+def start_run(config: dict, run_dir: Path, splits: dict):
+    """Check the network `config` builds from `splits`, then open the folder a new run is made in: `run_dir`
+    itself while it holds no run, else the emptied `run_dir/.partial`; writes config.toml there. Returns
+    (work folder, initial NetworkSpec). Nothing is written when the check fails."""
+    run_dir = Path(run_dir)
+    spec = initial_network(config, splits["train"].n_channels, n_classes(splits))
+    TrainSettings.from_config(config["train"])
+    shutil.rmtree(run_dir / WORKSPACE, ignore_errors=True)     # an unfinished earlier attempt, now superseded
+    work = run_dir / WORKSPACE if holds_run(run_dir) else run_dir
+    atomic_write(work / "config.toml", lambda handle: handle.write(dump_toml(config).encode()))
+    return work, spec
+
+
+def finish_run(work: Path, run_dir: Path, stale=RUN_FILES) -> None:
+    """Move the files of the complete new run in `work` over the run in `run_dir` and delete the `stale` files
+    of the old run that the new one did not make (no-op when the run was made in place)."""
+    work, run_dir = Path(work), Path(run_dir)
+    if work == run_dir:
+        return
+    made = sorted(p.name for p in work.iterdir() if p.is_file() and not p.name.startswith("."))
+    for name in made:                      # each file complete and fsync'd already (atomic_write_all)
+        (work / name).replace(run_dir / name)
+    for name in stale:
+        if name not in made:
+            (run_dir / name).unlink(missing_ok=True)
+    fsync_dir(run_dir)
+    shutil.rmtree(work)
+    log.info("%s: the new run replaced the old one", run_dir)
+
+
+@contextlib.contextmanager
+def kept_on_failure(work: Path, run_dir: Path):
+    """Say where an unfinished new run stays when the stages making it fail (a crash keeps its checkpoints, as a
+    training script's do; the old run is untouched)."""
+    try:
+        yield
+    except BaseException:
+        if Path(work) != Path(run_dir):
+            log.warning("%s is unchanged; the unfinished new run stays in %s (`evprop train --resume %s` continues "
+                        "it, the next `evprop train` or `run` replaces it)", run_dir, work, run_dir)
+        raise
+
+
+def resume_folder(run_dir: Path) -> Path:
+    """The folder a killed training of `run_dir` continues in: its .partial when a new run was being made there,
+    else the run directory itself."""
+    partial = Path(run_dir) / WORKSPACE
+    return partial if (partial / "checkpoint.npz").is_file() else Path(run_dir)
 
 
 def train_stage(config: dict | None, run_dir: Path, splits: dict | None = None, resume: bool = False) -> dict:
-    """Train from scratch (writes config.toml, checkpoint.npz, history.jsonl, train.json; the files of later
-    stages of an earlier run in the same folder are removed), or with `resume` continue the run in `run_dir` from
-    its last completed epoch with the run's own config.toml. Returns the training summary."""
+    """Train from scratch (writes config.toml, checkpoint.npz, history.jsonl, train.json; when `run_dir` holds an
+    earlier run, the new one is made in run_dir/.partial and replaces it, later stages' files included, only when
+    training has finished), or with `resume` continue the run in `run_dir` from its last completed epoch with the
+    run's own config.toml. Returns the training summary."""
     run_dir = Path(run_dir)
-    state = None
     if resume:
-        config = run_config(run_dir)
-        state = load_resume(run_dir)
-        log.info("resuming %s after epoch %d", run_dir, state["meta"]["epoch"] + 1)
+        work = resume_folder(run_dir)
+        config = run_config(work)
+        splits = splits or load_splits(config)
+        state = load_resume(work)
+        spec = initial_network(config, splits["train"].n_channels, n_classes(splits))
+        log.info("resuming %s after epoch %d", work, state["meta"]["epoch"] + 1)
     else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for name in LATER_STAGE_FILES:
-            (run_dir / name).unlink(missing_ok=True)
-        atomic_write(run_dir / "config.toml", lambda handle: handle.write(dump_toml(config).encode()))
-    splits = splits or load_splits(config)
+        splits = splits or load_splits(config)
+        state = None
+        work, spec = start_run(config, run_dir, splits)
+    with kept_on_failure(work, run_dir):
+        summary = train_in(config, work, splits, spec, state)
+    finish_run(work, run_dir, LATER_STAGE_FILES)
+    return summary
+
+
+def train_in(config: dict, work: Path, splits: dict, spec, state: dict | None = None) -> dict:
+    """Train `spec` (continuing from `state` when resuming) with checkpoints in `work`; writes train.json there."""
     log.info("data: %d train / %d validation / %d test samples, %d channels x %d steps", len(splits["train"]),
              len(splits["validation"]), len(splits["test"]), splits["train"].n_channels, splits["train"].n_steps)
-    spec = initial_network(config, splits["train"].n_channels, n_classes(splits))
     settings = TrainSettings.from_config(config["train"])
     t0 = time.perf_counter()
 
@@ -114,7 +191,7 @@ def train_stage(config: dict | None, run_dir: Path, splits: dict | None = None, 
             bar.close()
 
     with EnergyMeter() as meter:
-        best, history = train(spec, splits["train"], splits["validation"], settings, run_dir, progress,
+        best, history = train(spec, splits["train"], splits["validation"], settings, work, progress,
                               epoch_augmentation(config), resume=state, on_batch=on_batch)
     max_spikes = config["train"]["max_spikes"]
     float_train = evaluate(best, splits["train"], max_spikes=max_spikes, allow_overflow=True,
@@ -131,7 +208,7 @@ def train_stage(config: dict | None, run_dir: Path, splits: dict | None = None, 
                "float_train_accuracy": float_train["accuracy"], "float_test_accuracy": float_test["accuracy"],
                "n_test": len(splits["test"]), "float_spikes_per_sample": float_test["spikes_per_sample"],
                "reference_linear": linear, "measured_energy": meter.result(), "hardware": host_info()}
-    _write_json(run_dir / "train.json", summary)
+    _write_json(work / "train.json", summary)
     return summary
 
 
@@ -166,7 +243,8 @@ def batch_bar(label: str, total: int):
 
 
 def epoch_augmentation(config: dict):
-    """augment(train_data, epoch) for the configured augmentations (000 section 4.4), or None; seeded per epoch."""
+    """augment(train_data, epoch) for the configured augmentations (Nowotny et al. 2025, section 4.4), or None;
+    seeded per epoch."""
     from ..data.augment import augment_epoch, transforms_from_config
     transforms = transforms_from_config(config["augment"])
     if not transforms:
@@ -183,14 +261,13 @@ def epoch_augmentation(config: dict):
 def quantise_stage(run_dir: Path, splits: dict | None = None) -> dict:
     """Quantise the trained network (calibrated on training samples); writes fixed_point.npz and quantise.json
     with the fixed-point test accuracy from the emulator. With quantise.finetune_epochs > 0, first fine-tunes the
-    network with the forward pass in the target's arithmetic (evprop.train.qat), saves it as finetuned.npz (the
+    network with the forward pass in the target's arithmetic (evprop.fixed_point.finetune), saves it as finetuned.npz (the
     network the later stages deploy) and records the fixed-point accuracy before and after."""
     run_dir = Path(run_dir)
     config = run_config(run_dir)
     splits = splits or load_splits(config)
     q = config["quantise"]
-    (run_dir / "finetuned.npz").unlink(missing_ok=True)
-    spec = trained_network(run_dir)
+    spec = load_checkpoint(run_dir / "checkpoint.npz")["best"]      # fine-tuning restarts from training's best
     calibration = splits["train"].subset(np.arange(min(q["calibration_samples"], len(splits["train"]))))
     bounds = state_bounds(spec, calibration)
     options = {"percentile": q["percentile"], "lif_negative_range": q["lif_negative_range"]}
@@ -203,13 +280,11 @@ def quantise_stage(run_dir: Path, splits: dict | None = None) -> dict:
         settings = finetune_settings(TrainSettings.from_config(config["train"]), q["finetune_learning_rate"])
         spec, history = finetune(spec, settings, bounds, options, splits["train"], splits["validation"],
                                  q["finetune_epochs"])
-        save_network(run_dir / "finetuned.npz", spec)
         float_after = evaluate(spec, splits["test"], max_spikes=config["train"]["max_spikes"], allow_overflow=True)
         finetuning = {"epochs": q["finetune_epochs"], "fixed_point_test_accuracy_before": before,
                       "float_test_accuracy_after": float_after["accuracy"], "history": history}
     fixed, quant_report = quantise(spec, bounds, **options)
     add_headroom(quant_report, fixed, emulate(fixed, calibration, record_hidden=False))
-    save_fixed_point(run_dir / "fixed_point.npz", fixed)
     emulated = emulate(fixed, splits["test"], record_hidden=False)
     summary = {"fixed_point_test_accuracy": readout_accuracy(spec, emulated, splits["test"]),
                "n_test": len(splits["test"]), "counts": target_counts(emulated), "quantisation": quant_report,
@@ -217,29 +292,47 @@ def quantise_stage(run_dir: Path, splits: dict | None = None) -> dict:
     log.info("fixed point (emulator): test %.2f%%%s", 100 * summary["fixed_point_test_accuracy"],
              f" (before fine-tuning {100 * finetuning['fixed_point_test_accuracy_before']:.2f}%)"
              if finetuning else "")
-    _write_json(run_dir / "quantise.json", summary)
+    files = {run_dir / "fixed_point.npz": npz_writer(fixed_point_to_arrays(fixed)),
+             run_dir / "quantise.json": json_writer(summary)}
+    if finetuning:
+        files[run_dir / "finetuned.npz"] = npz_writer(network_to_arrays(spec))
+    atomic_write_all(files, remove=() if finetuning else [run_dir / "finetuned.npz"])
     return summary
 
 
 def export_stage(run_dir: Path) -> Path:
     """Write model.nir: the float network plus the fixed-point integers in node metadata."""
     run_dir = Path(run_dir)
+    run_config(run_dir)
     path = run_dir / "model.nir"
-    export_nir(path, trained_network(run_dir), load_fixed_point(run_dir / "fixed_point.npz"))
+    export_nir(path, trained_network(run_dir), load_fixed_point(run_dir / "fixed_point.npz"))   # atomic
     return path
 
 
 def verify_stage(run_dir: Path, samples: int | None = None, timeout_s: float | None = None,
                  splits: dict | None = None) -> dict:
-    """Build the Lava network from model.nir, run `samples` test samples in Lava fixed_pt and compare every hidden
+    """Check that model.nir holds the deployed network and fixed_point.npz exactly (`check_export`), build the Lava
+    network from model.nir, run `samples` test samples in Lava fixed_pt and compare every hidden
     spike and output voltage with the emulator. Writes verify.json."""
+    result = run_verification(run_dir, samples, timeout_s, splits)
+    _write_json(Path(run_dir) / "verify.json", result)
+    return {k: v for k, v in result.items() if k != "per_sample"}
+
+
+def run_verification(run_dir: Path, samples: int | None = None, timeout_s: float | None = None,
+                     splits: dict | None = None) -> dict:
+    """verify.json's content (with `per_sample`) for `samples` test samples run in Lava; writes nothing."""
+    if samples is not None and samples < 1:
+        raise ValueError(f"--samples {samples}: expected at least 1")
+    if timeout_s is not None and not (math.isfinite(timeout_s) and timeout_s > 0):
+        raise ValueError(f"--timeout {timeout_s}: expected a finite number of seconds > 0")
     run_dir = Path(run_dir)
     config = run_config(run_dir)
-    splits = splits or load_splits(config)
     samples = config["verify"]["lava_samples"] if samples is None else samples
     timeout_s = config["verify"]["timeout_s"] if timeout_s is None else timeout_s
-    if samples < 1:
-        raise ValueError(f"--samples {samples}: expected at least 1")
+    fixed, network = load_fixed_point(run_dir / "fixed_point.npz"), trained_network(run_dir)
+    check_export(run_dir / "model.nir", network, fixed)    # the file holds what was quantised
+    splits = splits or load_splits(config)
     subset = splits["test"].subset(np.arange(min(samples, len(splits["test"]))))
     t0 = time.perf_counter()
     bar = terminal_bar(f"Lava: {len(subset)} samples (timeout {timeout_s:g} s)", int(timeout_s), unit="s")
@@ -248,14 +341,13 @@ def verify_stage(run_dir: Path, samples: int | None = None, timeout_s: float | N
                         on_wait=lambda elapsed: bar.update(int(elapsed) - bar.done))
     bar.close()
     verify_s = time.perf_counter() - t0
-    equivalence = compare(emulate(load_fixed_point(run_dir / "fixed_point.npz"), subset), lava)
+    equivalence = compare(emulate(fixed, subset), lava)
     summary = {k: v for k, v in equivalence.items() if k != "per_sample"}
-    summary.update({"lava_test_accuracy": readout_accuracy(trained_network(run_dir), lava, subset),
+    summary.update({"lava_test_accuracy": readout_accuracy(network, lava, subset),
                     "verify_s": verify_s, "measured_energy": meter.result()})
     log.info("Lava (%d samples): test %.2f%%, bit-exact with the emulator: %s (%.1f s)", summary["n_samples"],
              100 * summary["lava_test_accuracy"], summary["bit_exact"], verify_s)
-    _write_json(run_dir / "verify.json", {**summary, "per_sample": equivalence["per_sample"]})
-    return summary
+    return {**summary, "per_sample": equivalence["per_sample"]}
 
 
 def report_stage(run_dir: Path) -> dict:
@@ -263,14 +355,15 @@ def report_stage(run_dir: Path) -> dict:
     matrices, rasters, spike histograms, parameter distributions, measured host energy of inference); energy
     estimates per evprop.pipeline.energy, schema in evprop.pipeline.report_schema."""
     from .energy import dense_counts, energy_section
-    from .measure import host_info, per_inference
-    from .report import analyse_run, confusion_matrix, quantisation_section
+    from .measure import host_info, per_inference, software_versions
+    from .report import accuracy_section, analyse_run, confusion_matrix, quantisation_section
     from .report_schema import validate_report
     run_dir = Path(run_dir)
     config = run_config(run_dir)
     tr = _read_json(run_dir / "train.json", "training summary")
     qu = _read_json(run_dir / "quantise.json", "quantisation summary")
     ve = _read_json(run_dir / "verify.json", "verification summary")
+    history = read_history(run_dir)
     counts = qu["counts"]
     try:
         analysis = analyse_run(run_dir, config)
@@ -279,13 +372,7 @@ def report_stage(run_dir: Path) -> dict:
         analysis = None
     report = {
         "name": config["name"],
-        "accuracy": {"float": {"train": tr["float_train_accuracy"], "test": tr["float_test_accuracy"],
-                               "n_test": tr["n_test"]},
-                     "fixed_point": {"test": qu["fixed_point_test_accuracy"], "n_test": qu["n_test"],
-                                     **({"before_finetuning": qu["finetuning"]["fixed_point_test_accuracy_before"],
-                                         "float_after_finetuning": qu["finetuning"]["float_test_accuracy_after"]}
-                                        if qu.get("finetuning") else {})},
-                     "lava": {"test": ve["lava_test_accuracy"], "n_samples": ve["n_samples"]},
+        "accuracy": {**accuracy_section(tr, qu, ve),
                      **({"reference_linear": tr["reference_linear"]} if "reference_linear" in tr else {})},
         "equivalence": {"emulator_vs_lava": {k: v for k, v in ve.items()
                                              if k not in ("per_sample", "lava_test_accuracy", "verify_s",
@@ -297,7 +384,7 @@ def report_stage(run_dir: Path) -> dict:
                    "neuron_updates_per_sample": counts["neuron_updates"]},
         "training": {k: tr[k] for k in ("epochs", "best_epoch", "best_validation_accuracy")},
         "timing": {"train_s": tr["train_s"], "verify_s": ve["verify_s"]},
-        "versions": versions(),
+        "versions": software_versions(),
     }
     dense = dense_counts(analysis.best) if analysis else None
     measured = {"training": per_inference(tr.get("measured_energy"), None, "host during training"),
@@ -318,20 +405,44 @@ def report_stage(run_dir: Path) -> dict:
                           "training_host": tr.get("hardware", "not recorded in train.json")}
     for problem in validate_report(report):
         log.warning("report.json schema: %s", problem)
-    _write_json(run_dir / "report.json", report)
-    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines() if line]
-    write_html_report(run_dir, report, history, analysis)
+    html = html_report(run_dir, report, history, analysis, shown_dir=run_home(run_dir))
+    atomic_write_all({run_dir / "report.json": json_writer(report),
+                      run_dir / "report.html": lambda handle: handle.write(html.encode())})
     return report
 
 
+def read_history(run_dir: Path) -> list:
+    """The per-epoch records of history.jsonl; a missing or broken file is a one-line ValueError."""
+    path = Path(run_dir) / "history.jsonl"
+    if not path.is_file():
+        raise ValueError(f"{path}: training history not found (run `evprop train` first)")
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not JSON lines ({err})") from None
+
+
+def run_home(work: Path) -> Path:
+    """The run directory a work folder belongs to (the parent of a .partial)."""
+    work = Path(work)
+    return work.parent if work.name == WORKSPACE else work
+
+
 def run_pipeline(config: dict, run_dir: Path) -> dict:
-    """Every stage for `config`; returns the report dict."""
+    """Every stage for `config`; returns the report dict. A run already in `run_dir` is replaced only when every
+    stage of the new one has succeeded."""
+    require_lava("evprop run (its last stage is evprop verify)")      # before any work
+    run_dir = Path(run_dir)
     splits = load_splits(config)
-    train_stage(config, run_dir, splits)
-    quantise_stage(run_dir, splits)
-    export_stage(run_dir)
-    verify_stage(run_dir, splits=splits)
-    return report_stage(run_dir)
+    work, spec = start_run(config, run_dir, splits)
+    with kept_on_failure(work, run_dir):
+        train_in(config, work, splits, spec)
+        quantise_stage(work, splits)
+        export_stage(work)
+        verify_stage(work, splits=splits)
+        report = report_stage(work)
+    finish_run(work, run_dir)
+    return report
 
 
 def target_counts(emulated) -> dict:
@@ -341,13 +452,6 @@ def target_counts(emulated) -> dict:
             "synaptic_ops": float(np.sum(emulated.synops)) / n_samples,
             "neuron_updates": float(np.sum(emulated.neuron_updates)) / n_samples,
             "active_neuron_updates": float(np.sum(emulated.active_neuron_updates)) / n_samples}
-
-
-def versions() -> dict:
-    import numba
-    return {"evprop": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "nir": version("nir"), "lava-nc": version("lava-nc"),
-            "platform": platform.platform(), "machine": platform.machine()}
 
 
 def summary_table(report: dict) -> str:

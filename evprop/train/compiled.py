@@ -6,11 +6,12 @@ layers in spec order, so the output layer is last. Source index space: input cha
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..model.spec import LIFLayer, NetworkSpec, discretise, used_delay_steps
+from .kernel_args import NetworkArrays
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,6 +38,15 @@ class CompiledNetwork:
     d_flat: np.ndarray          # used integer delays: clip(round(delay_flat), 0, max_delay_flat)
     ring_len: int               # largest max_delay_steps + 1 (delays may grow up to it while learning)
     device: str = "cpu"         # "cpu" (numba prange kernels) or "cuda" (numba.cuda kernels, same structure)
+    arrays: NetworkArrays = field(init=False, repr=False)   # the kernels' bundle of the arrays above (same objects)
+
+    def __post_init__(self):
+        # built once; parameters are updated in place (optimisers, clamp_*), so the bundle stays current
+        object.__setattr__(self, "arrays", NetworkArrays(
+            n_steps=int(self.spec.n_steps), n_in=int(self.n_in), n_out=int(self.n_out), ring_len=int(self.ring_len),
+            alpha=self.alpha, beta=self.beta, g=self.g, theta=self.theta, tau_mem=self.tau_mem, tau_syn=self.tau_syn,
+            seg_ptr=self.seg_ptr, seg_w0=self.seg_w0, seg_len=self.seg_len, seg_tgt0=self.seg_tgt0,
+            seg_delayed=self.seg_delayed, w_flat=self.w_flat, d_flat=self.d_flat))
 
     @classmethod
     def from_spec(cls, spec: NetworkSpec, dtype=np.float64, device: str = "cpu") -> "CompiledNetwork":
@@ -91,12 +101,13 @@ class CompiledNetwork:
 
     def clamp_delays(self) -> None:
         """After a delay update: clamp the float delays to [0, max_delay] and refresh the used integer delays
-        (mlGeNN clamps after each optimiser step, CONVENTIONS 'Learned delays')."""
+        (mlGeNN clamps after each optimiser step, docs/architecture.md §7 'Learned delays')."""
         np.clip(self.delay_flat, 0, self.max_delay_flat, out=self.delay_flat)
         self.d_flat[:] = used_delay_steps(self.delay_flat, self.max_delay_flat)
 
     def clamp_taus(self, min_tau_mem: float, min_tau_syn: float) -> None:
-        """After a time-constant update: apply the lower clamps (000 section 4.9: tau_mem >= 3 ms, tau_syn >= 1 ms,
+        """After a time-constant update: apply the lower clamps (Nowotny et al. 2025, section 4.9: tau_mem >= 3 ms,
+        tau_syn >= 1 ms,
         no upper limit) and recompute alpha, beta, g in place."""
         np.maximum(self.tau_mem, min_tau_mem, out=self.tau_mem)
         np.maximum(self.tau_syn, min_tau_syn, out=self.tau_syn)
@@ -108,8 +119,7 @@ class CompiledNetwork:
         for layer in self.spec.neuron_layers:
             sl = self.layer_slices[layer.name]
             layers.append(replace(layer, tau_mem_ms=self.tau_mem[sl].copy(), tau_syn_ms=self.tau_syn[sl].copy()))
-        spec = NetworkSpec(self.spec.dt_ms, self.spec.n_steps, tuple(layers), self.spec.connections,
-                           self.spec.readout)
+        spec = replace(self.spec, layers=tuple(layers))        # every other field (readout_params, ...) kept
         return spec.with_weights(self.per_connection(self.w_flat.copy()), self.per_connection(self.delay_flat.copy()))
 
     @property

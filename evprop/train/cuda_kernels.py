@@ -1,9 +1,10 @@
 """EventProp kernels on a CUDA GPU (numba.cuda): drop-in twins of `kernels.forward_kernel` / `backward_kernel`.
 
-`forward_cuda` and `backward_cuda` take exactly the arguments of the CPU kernels and return the same arrays (host
-numpy arrays, same shapes and dtypes), so the engine can pick either with a `device` switch. The equations, the
+`forward_cuda` and `backward_cuda` take exactly the bundles of the CPU kernels (evprop/train/kernel_args.py) and
+return the same ones (host numpy arrays, same shapes and dtypes), so the engine can pick either with a `device`
+switch. The equations, the
 in-step order and the ring / history buffers are the CPU kernels' (see the `kernels` module docstring); only the
-parallel decomposition differs (DESIGN section 3). The host loops over time steps and launches, per step:
+parallel decomposition differs (docs/architecture.md §3). The host loops over time steps and launches, per step:
 
 forward, step k
     1. `_fwd_neuron`     one thread per (trial, neuron): J = I + ring[b, k mod R, n], the branch-free update, the
@@ -48,6 +49,8 @@ import math
 import numpy as np
 from numba import config as numba_config
 from numba import cuda
+
+from .kernel_args import ForwardArrays, KernelGradients, NetworkArrays, SpikeTape
 
 OVERFLOW_NONE = -1
 _NO_KEY = np.iinfo(np.int64).max        # overflow key k * n_neurons + n: atomic.min keeps the first step's lowest n
@@ -102,26 +105,27 @@ def _fanout(seg_ptr, seg_len):
 # ------------------------------------------------------------------------------------------------ device code
 
 @cuda.jit(device=True, inline=True)
-def _synapse(src, t, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, d_flat):
+def _synapse(src, t, net):
     """The t-th synapse of source `src` over its segments: (flat weight index, target neuron, delay in steps)."""
-    s = seg_ptr[src]
+    s = net.seg_ptr[src]
     off = t
-    while off >= seg_len[s]:
-        off -= seg_len[s]
+    while off >= net.seg_len[s]:
+        off -= net.seg_len[s]
         s += 1
-    idx = seg_w0[s] + off
+    idx = net.seg_w0[s] + off
     d = 0
-    if seg_delayed[s]:
-        d = d_flat[idx]
-    return idx, seg_tgt0[s] + off, d
+    if net.seg_delayed[s]:
+        d = net.d_flat[idx]
+    return idx, net.seg_tgt0[s] + off, d
 
 
 @cuda.jit
-def _fwd_neuron(k, cut, out0, out0_spiking, max_spikes, alpha, beta, g, theta, v, cur, ring,
+def _fwd_neuron(k, cut, out0, out0_spiking, max_spikes, net, v, cur, ring,
                 spike_count, tape_step, tape_neuron, tape_imv, tape_len, ovf_key, step_spk, step_cnt,
                 track_state, state_max, record_v, v_out, has_readout, readout_w, scores):
     n_batch, n_neurons = v.shape
     ring_len = ring.shape[1]
+    alpha, beta, g, theta = net.alpha, net.beta, net.g, net.theta
     par = k % 2
     slot = k % ring_len
     start = cuda.grid(1)
@@ -176,9 +180,9 @@ def _fwd_neuron(k, cut, out0, out0_spiking, max_spikes, alpha, beta, g, theta, v
 
 
 @cuda.jit
-def _fwd_propagate(k, n_in, in_ptr, in_channels, step_spk, step_cnt, seg_ptr, seg_w0, seg_len, seg_tgt0,
-                   seg_delayed, fanout, w_flat, d_flat, ring):
+def _fwd_propagate(k, in_ptr, in_channels, step_spk, step_cnt, net, fanout, ring):
     n_batch = ring.shape[0]
+    n_in = net.n_in
     ring_len = ring.shape[1]
     par = k % 2
     for b in range(cuda.blockIdx.y, n_batch, cuda.gridDim.y):
@@ -190,15 +194,15 @@ def _fwd_propagate(k, n_in, in_ptr, in_channels, step_spk, step_cnt, seg_ptr, se
             else:
                 src = n_in + step_spk[b, s - n_ev]
             for t in range(cuda.threadIdx.x, fanout[src], cuda.blockDim.x):
-                idx, tgt, d = _synapse(src, t, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, d_flat)
-                cuda.atomic.add(ring, (b, (k + 1 + d) % ring_len, tgt), w_flat[idx])
+                idx, tgt, d = _synapse(src, t, net)
+                cuda.atomic.add(ring, (b, (k + 1 + d) % ring_len, tgt), net.w_flat[idx])
 
 
 @cuda.jit
-def _bwd_gather(k, n_in, cut, need_delays, need_taus, in_ptr, in_channels, tape_ptr, tape_neuron,
-                seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, fanout, w_flat, d_flat,
+def _bwd_gather(k, cut, need_delays, need_taus, in_ptr, in_channels, tape_ptr, tape_neuron, net, fanout,
                 hist_j, hist_h, hist_r, hist_m, gw, gd, ga, gb, rev, spike_slot):
     n_batch = hist_j.shape[0]
+    n_in = net.n_in
     ring_len = hist_j.shape[1]
     for b in range(cuda.blockIdx.y, n_batch, cuda.gridDim.y):
         p0 = tape_ptr[b, k]
@@ -213,11 +217,11 @@ def _bwd_gather(k, n_in, cut, need_delays, need_taus, in_ptr, in_channels, tape_
             else:
                 src = in_channels[ev0 + s - n_sp]
             for t in range(cuda.threadIdx.x, fanout[src], cuda.blockDim.x):
-                idx, tgt, d = _synapse(src, t, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, d_flat)
+                idx, tgt, d = _synapse(src, t, net)
                 if cut >= 0 and k + 1 + d == cut and d > 0:
                     continue                    # an arrival the forward pass dropped at the cut step
                 slot = (k + 1 + d) % ring_len
-                w = w_flat[idx]
+                w = net.w_flat[idx]
                 wh = w * hist_h[b, slot, tgt]
                 cuda.atomic.add(gw, idx, hist_j[b, slot, tgt])
                 if s < n_sp:
@@ -230,12 +234,13 @@ def _bwd_gather(k, n_in, cut, need_delays, need_taus, in_ptr, in_channels, tape_
 
 
 @cuda.jit
-def _bwd_neuron(k, cut, out0, need_taus, alpha, beta, g, theta, tau_mem, inv_tau_mem, inv_tau_syn,
+def _bwd_neuron(k, cut, out0, need_taus, net, inv_tau_mem, inv_tau_syn,
                 tape_ptr, tape_imv, has_dldt, tape_dl_dt, spike_jump, has_dv, dl_dv_out, has_readout, readout_w,
                 dl_dscore, rev, spike_slot, jump, lam_v, lam_j, prev_lv, prev_lj, rec_r, rec_p, rec_m, spiked,
                 hist_j, hist_h, hist_r, hist_m):
     n_batch, n_neurons = lam_v.shape
     ring_len = hist_j.shape[1]
+    alpha, beta, g, theta, tau_mem = net.alpha, net.beta, net.g, net.theta, net.tau_mem
     slot = k % ring_len
     for tid in range(cuda.grid(1), n_batch * n_neurons, cuda.gridsize(1)):
         b = tid // n_neurons
@@ -291,14 +296,17 @@ def _bwd_neuron(k, cut, out0, need_taus, alpha, beta, g, theta, tau_mem, inv_tau
 
 # ------------------------------------------------------------------------------------------------ host functions
 
-def forward_cuda(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta, g, theta,
-                 seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat, ring_len, n_out,
-                 max_spikes, n_chunks, current_cut_step, track_state, record_v, readout_w):
-    """`kernels.forward_kernel` on the GPU: same arguments, same returns (v_out, tape_step, tape_neuron, tape_imv,
-    tape_len, spike_count, overflow_neuron, state_max, scores), as host arrays. The tape of a trial is in step order;
-    within a step its order is arbitrary. `n_chunks` is ignored."""
+def forward_cuda(net, inputs, options):
+    """`kernels.forward_kernel` on the GPU: same bundles in (kernel_args.NetworkArrays, SpikeInputs,
+    ForwardOptions), same ForwardArrays out, as host arrays. The tape of a trial is in step order; within a step its
+    order is arbitrary. `options.n_chunks` is ignored."""
+    in_steps, in_channels, in_offsets = inputs.steps, inputs.channels, inputs.offsets
+    n_steps, n_out, ring_len, theta = net.n_steps, net.n_out, net.ring_len, net.theta
+    seg_ptr, seg_len, w_flat = net.seg_ptr, net.seg_len, net.w_flat
+    max_spikes, current_cut_step = options.max_spikes, options.cut_step
+    track_state, record_v, readout_w = options.track_state, options.record_v, options.readout_w
     n_batch = len(in_offsets) - 1
-    n_neurons = len(alpha)
+    n_neurons = len(net.alpha)
     n_steps = int(n_steps)
     ring_len = int(ring_len)
     fdt = np.asarray(w_flat).dtype
@@ -312,21 +320,19 @@ def forward_cuda(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta, 
     scores_host = np.zeros((n_batch, n_out))
     v_out_shape = (n_batch, n_steps if record_v else 0, n_out)
     if n_batch == 0 or n_neurons == 0:
-        return (np.zeros(v_out_shape, dtype=fdt), np.empty((n_batch, capacity), dtype=np.int32),
-                np.empty((n_batch, capacity), dtype=np.int32), np.empty((n_batch, capacity), dtype=fdt),
-                np.zeros(n_batch, dtype=np.int64), np.zeros((n_batch, n_neurons), dtype=np.int32),
-                np.full(n_batch, OVERFLOW_NONE, dtype=np.int32), np.zeros((n_batch, n_neurons, 4), dtype=fdt),
-                scores_host)
+        tape = SpikeTape(np.empty((n_batch, capacity), dtype=np.int32), np.empty((n_batch, capacity), dtype=np.int32),
+                         np.empty((n_batch, capacity), dtype=fdt), np.zeros(n_batch, dtype=np.int64))
+        return ForwardArrays(np.zeros(v_out_shape, dtype=fdt), tape, np.zeros((n_batch, n_neurons), dtype=np.int32),
+                             np.full(n_batch, OVERFLOW_NONE, dtype=np.int32),
+                             np.zeros((n_batch, n_neurons, 4), dtype=fdt), scores_host)
 
     in_ptr = _event_pointers(in_steps, in_offsets, n_steps)
     fanout = _fanout(seg_ptr, seg_len)
     max_events = int(np.max(np.diff(in_ptr, axis=1))) if n_steps > 0 else 0
     # constants and inputs
     d_in_ptr, d_in_channels = _dev(in_ptr), _dev(in_channels, np.int64)
-    d_alpha, d_beta, d_g, d_theta = (_dev(a, fdt) for a in (alpha, beta, g, theta))
-    d_seg = [_dev(seg_ptr, np.int64), _dev(seg_w0, np.int64), _dev(seg_len, np.int64), _dev(seg_tgt0, np.int64),
-             _dev(seg_delayed, np.bool_)]
-    d_fanout, d_w, d_d = _dev(fanout), _dev(w_flat, fdt), _dev(d_flat, np.int64)
+    d_net = _device_network(net)
+    d_fanout = _dev(fanout)
     d_readout = _dev(readout_w)
     # state and outputs
     d_v = cuda.to_device(np.zeros((n_batch, n_neurons), dtype=fdt))
@@ -348,12 +354,12 @@ def forward_cuda(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta, 
     grid_p, block_p = _geometry(max_events + out0_spiking, int(fanout.max(initial=0)), n_batch)
     cut = int(current_cut_step)
     for k in range(n_steps):
-        _fwd_neuron[grid_n, block_n](k, cut, out0, out0_spiking, int(max_spikes), d_alpha, d_beta, d_g, d_theta,
-                                     d_v, d_cur, d_ring, d_count, d_tape_step, d_tape_neuron, d_tape_imv, d_tape_len,
-                                     d_ovf, d_step_spk, d_step_cnt, bool(track_state), d_state, bool(record_v),
-                                     d_v_out, has_readout, d_readout, d_scores)
-        _fwd_propagate[grid_p, block_p](k, int(n_in), d_in_ptr, d_in_channels, d_step_spk, d_step_cnt, *d_seg,
-                                        d_fanout, d_w, d_d, d_ring)
+        _fwd_neuron[grid_n, block_n](k, cut, out0, out0_spiking, int(max_spikes), d_net, d_v, d_cur, d_ring,
+                                     d_count, d_tape_step, d_tape_neuron, d_tape_imv, d_tape_len, d_ovf,
+                                     d_step_spk, d_step_cnt, bool(track_state), d_state, bool(record_v), d_v_out,
+                                     has_readout, d_readout, d_scores)
+        _fwd_propagate[grid_p, block_p](k, d_in_ptr, d_in_channels, d_step_spk, d_step_cnt, d_net, d_fanout,
+                                        d_ring)
     cuda.synchronize()
 
     v_out = d_v_out.copy_to_host() if record_v else np.zeros(v_out_shape, dtype=fdt)
@@ -363,19 +369,37 @@ def forward_cuda(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta, 
     ovf = d_ovf.copy_to_host()
     overflow = np.where(ovf == _NO_KEY, OVERFLOW_NONE, ovf % n_neurons).astype(np.int32)
     state_max = d_state.copy_to_host() if track_state else np.zeros((n_batch, n_neurons, 4), dtype=fdt)
-    return (v_out, tape_step, tape_neuron, tape_imv, d_tape_len.copy_to_host(), d_count.copy_to_host(), overflow,
-            state_max, d_scores.copy_to_host())
+    tape = SpikeTape(tape_step, tape_neuron, tape_imv, d_tape_len.copy_to_host())
+    return ForwardArrays(v_out, tape, d_count.copy_to_host(), overflow, state_max, d_scores.copy_to_host())
 
 
-def backward_cuda(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta, g, theta, tau_mem, tau_syn,
-                  seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat, ring_len, n_out,
-                  tape_step, tape_neuron, tape_imv, tape_len, dl_dv_out, readout_w, dl_dscore, spike_jump,
-                  tape_dl_dt, n_chunks, current_cut_step, need_delays, need_taus):
-    """`kernels.backward_kernel` on the GPU: same arguments, same returns (grad_w, grad_d [per ms of delay],
-    grad_alpha, grad_beta), as host arrays. The tape of each trial must be in nondecreasing step order (any order
-    within a step). `n_chunks` is ignored."""
+def _device_network(net: NetworkArrays) -> NetworkArrays:
+    """The same bundle with every array on the device (floats in the weights' precision, indices int64), passed
+    whole to the kernels (numba.cuda flattens tuple arguments)."""
+    fdt = np.asarray(net.w_flat).dtype
+    floats = ("alpha", "beta", "g", "theta", "tau_mem", "tau_syn", "w_flat")
+    ints = ("seg_ptr", "seg_w0", "seg_len", "seg_tgt0", "d_flat")
+    return net._replace(**{name: _dev(getattr(net, name), fdt) for name in floats},
+                        **{name: _dev(getattr(net, name), np.int64) for name in ints},
+                        seg_delayed=_dev(net.seg_delayed, np.bool_),
+                        n_steps=int(net.n_steps), n_in=int(net.n_in), n_out=int(net.n_out),
+                        ring_len=int(net.ring_len))
+
+
+def backward_cuda(net, inputs, tape, drive, options):
+    """`kernels.backward_kernel` on the GPU: same bundles in (kernel_args.NetworkArrays, SpikeInputs, SpikeTape,
+    BackwardDrive, BackwardOptions), same KernelGradients out, as host arrays. The tape of each trial must be in
+    nondecreasing step order (any order within a step). `options.n_chunks` is ignored."""
+    in_steps, in_channels, in_offsets = inputs.steps, inputs.channels, inputs.offsets
+    n_steps, n_out, ring_len = net.n_steps, net.n_out, net.ring_len
+    g, tau_mem, tau_syn = net.g, net.tau_mem, net.tau_syn
+    seg_ptr, seg_len, w_flat = net.seg_ptr, net.seg_len, net.w_flat
+    tape_step, tape_neuron, tape_imv, tape_len = tape.step, tape.neuron, tape.imv, tape.length
+    dl_dv_out, readout_w, dl_dscore = drive.dl_dv_out, drive.readout_w, drive.dl_dscore
+    spike_jump, tape_dl_dt = drive.spike_jump, drive.tape_dl_dt
+    current_cut_step, need_delays, need_taus = options.cut_step, options.need_delays, options.need_taus
     n_batch = len(in_offsets) - 1
-    n_neurons = len(alpha)
+    n_neurons = len(g)
     n_steps = int(n_steps)
     ring_len = int(ring_len)
     fdt = np.asarray(w_flat).dtype
@@ -385,7 +409,8 @@ def backward_cuda(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta,
     tape_len = np.asarray(tape_len)
     grad_w = np.zeros(n_w, dtype=fdt)
     if n_batch == 0 or n_neurons == 0:
-        return grad_w, np.zeros(n_w, dtype=fdt), np.zeros(n_neurons, dtype=fdt), np.zeros(n_neurons, dtype=fdt)
+        return KernelGradients(grad_w, np.zeros(n_w, dtype=fdt), np.zeros(n_neurons, dtype=fdt),
+                               np.zeros(n_neurons, dtype=fdt))
 
     # per-(trial, step) tape pointers; the tape must be step-ordered
     tape_ptr = np.empty((n_batch, n_steps + 1), dtype=np.int64)
@@ -412,12 +437,10 @@ def backward_cuda(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta,
         raise ValueError(f"readout_w has {len(readout_w)} entries for {n_steps} steps")
 
     d_in_ptr, d_in_channels = _dev(in_ptr), _dev(in_channels, np.int64)
-    d_alpha, d_beta, d_g, d_theta, d_tau_mem = (_dev(a, fdt) for a in (alpha, beta, g, theta, tau_mem))
+    d_net = _device_network(net)
     d_inv_tm = _dev((1.0 / np.asarray(tau_mem)).astype(fdt))
     d_inv_ts = _dev((1.0 / np.asarray(tau_syn)).astype(fdt))
-    d_seg = [_dev(seg_ptr, np.int64), _dev(seg_w0, np.int64), _dev(seg_len, np.int64), _dev(seg_tgt0, np.int64),
-             _dev(seg_delayed, np.bool_)]
-    d_fanout, d_w, d_d = _dev(fanout), _dev(w_flat, fdt), _dev(d_flat, np.int64)
+    d_fanout = _dev(fanout)
     d_tape_ptr, d_tape_neuron, d_tape_imv = _dev(tape_ptr), _dev(tape_neuron, np.int32), _dev(tape_imv, fdt)
     d_dldt = _dev(tape_dl_dt, fdt)
     d_spike_jump = _dev(spike_jump, fdt)
@@ -446,15 +469,14 @@ def backward_cuda(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta,
     need_delays, need_taus = bool(need_delays), bool(need_taus)
     for k in range(n_steps - 1, -1, -1):
         if max_items > 0:
-            _bwd_gather[grid_p, block_p](k, int(n_in), cut, need_delays, need_taus, d_in_ptr, d_in_channels,
-                                         d_tape_ptr, d_tape_neuron, *d_seg, d_fanout, d_w, d_d, d_hist_j, d_hist_h,
-                                         d_hist_r, d_hist_m, d_gw, d_gd, d_ga, d_gb, d_rev, d_spike_slot)
-        _bwd_neuron[grid_n, block_n](k, cut, out0, need_taus, d_alpha, d_beta, d_g, d_theta, d_tau_mem, d_inv_tm,
-                                     d_inv_ts, d_tape_ptr, d_tape_imv, has_dldt, d_dldt, d_spike_jump, has_dv, d_dv,
-                                     has_readout, d_readout, d_dscore, d_rev, d_spike_slot, d_jump, d_lam_v,
-                                     d_lam_j, d_prev_lv, d_prev_lj, d_rec_r, d_rec_p, d_rec_m, d_spiked, d_hist_j,
-                                     d_hist_h, d_hist_r, d_hist_m)
+            _bwd_gather[grid_p, block_p](k, cut, need_delays, need_taus, d_in_ptr, d_in_channels, d_tape_ptr,
+                                         d_tape_neuron, d_net, d_fanout, d_hist_j, d_hist_h, d_hist_r, d_hist_m,
+                                         d_gw, d_gd, d_ga, d_gb, d_rev, d_spike_slot)
+        _bwd_neuron[grid_n, block_n](k, cut, out0, need_taus, d_net, d_inv_tm, d_inv_ts, d_tape_ptr, d_tape_imv,
+                                     has_dldt, d_dldt, d_spike_jump, has_dv, d_dv, has_readout, d_readout, d_dscore,
+                                     d_rev, d_spike_slot, d_jump, d_lam_v, d_lam_j, d_prev_lv, d_prev_lj, d_rec_r,
+                                     d_rec_p, d_rec_m, d_spiked, d_hist_j, d_hist_h, d_hist_r, d_hist_m)
     cuda.synchronize()
     grad_w = d_gw.copy_to_host()[:n_w]
     grad_d = d_gd.copy_to_host()[:n_w]
-    return grad_w, grad_d, d_ga.copy_to_host() * np.asarray(g, dtype=fdt), d_gb.copy_to_host()
+    return KernelGradients(grad_w, grad_d, d_ga.copy_to_host() * np.asarray(g, dtype=fdt), d_gb.copy_to_host())

@@ -9,7 +9,9 @@ from typing import NamedTuple
 import numpy as np
 
 from ..data.spikes import SpikeData
+from ..model.spec import discretise_backward
 from .compiled import CompiledNetwork
+from .kernel_args import BackwardDrive, BackwardOptions, ForwardOptions, SpikeInputs, SpikeTape
 from .kernels import OVERFLOW_NONE, backward_kernel, forward_kernel
 
 NO_CUT = -1
@@ -80,13 +82,12 @@ def forward(net: CompiledNetwork, data: SpikeData, max_spikes: int, allow_overfl
     if data.n_channels != net.n_in or data.n_steps != net.spec.n_steps:
         raise ValueError(f"data has {data.n_channels} channels x {data.n_steps} steps, the network expects "
                          f"{net.n_in} x {net.spec.n_steps}")
-    cut = net.spec.n_steps - 1 if mlgenn_last_step else NO_CUT
+    cut = int(net.spec.n_steps) - 1 if mlgenn_last_step else NO_CUT
     readout_w = net.spec.readout_weights() if compact else np.zeros(0)
-    v_out, t_step, t_neuron, t_imv, t_len, counts, overflow, state_max, scores = _kernels(net)[0](
-        data.steps, data.channels, data.offsets, net.spec.n_steps, net.n_in, net.alpha, net.beta, net.g,
-        net.theta, net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.seg_delayed, net.w_flat, net.d_flat,
-        net.ring_len,
-        net.n_out, max_spikes, n_chunks_for(len(data)), cut, track_state, not compact, readout_w)
+    options = ForwardOptions(max_spikes=int(max_spikes), n_chunks=n_chunks_for(len(data)), cut_step=cut,
+                             track_state=bool(track_state), record_v=not compact, readout_w=readout_w)
+    out = _kernels(net)[0](net.arrays, spike_inputs(data), options)
+    counts, overflow = out.spike_count, out.overflow_neuron
     dropped = {}
     if np.any(overflow != OVERFLOW_NONE):
         if not allow_overflow:
@@ -99,22 +100,15 @@ def forward(net: CompiledNetwork, data: SpikeData, max_spikes: int, allow_overfl
                 f"(raise train.max_spikes or set train.allow_overflow = true)")
         excess = np.maximum(counts - max_spikes, 0).sum(axis=0)
         dropped = {name: int(v.sum()) for name, v in net.per_layer(excess).items()}
-    return ForwardResult(v_out, t_step, t_neuron, t_imv, t_len, counts, dropped, state_max,
-                         scores if compact else None)
+    tape = out.tape
+    return ForwardResult(out.v_out, tape.step, tape.neuron, tape.imv, tape.length, counts, dropped, out.state_max,
+                         out.scores if compact else None)
 
 
-def state_bounds(spec, data: SpikeData, max_spikes: int = 1000, batch_size: int = 256) -> dict:
-    """{layer name: {'max_abs_arrival', 'max_abs_u', 'max_v', 'max_neg_v'}} of the float network on `data`
-    [V units]: the largest |g*arrivals| in one step, |g*J| (Lava's u), V and -V (before reset) over all samples,
-    steps and neurons."""
-    net = CompiledNetwork.from_spec(spec)
-    worst = np.zeros((net.n_neurons, 4))
-    for start in range(0, len(data), batch_size):
-        batch = data.subset(np.arange(start, min(start + batch_size, len(data))))
-        fwd = forward(net, batch, max_spikes, allow_overflow=True, track_state=True)
-        worst = np.maximum(worst, fwd.state_max.max(axis=0))
-    return {name: dict(zip(("max_abs_arrival", "max_abs_u", "max_v", "max_neg_v"), (float(x) for x in w.max(axis=1))))
-            for name, w in net.per_layer(worst.T).items()}
+def spike_inputs(data: SpikeData) -> SpikeInputs:
+    """The kernels' view of a batch's input events."""
+    return SpikeInputs(steps=data.steps, channels=data.channels, offsets=data.offsets)
+
 
 
 class Gradients(NamedTuple):
@@ -139,41 +133,37 @@ def backward(net: CompiledNetwork, data: SpikeData, fwd: ForwardResult, dl_dv_ou
         spike_jump = np.zeros((len(data), net.n_neurons))
     if tape_dl_dt is None:
         tape_dl_dt = np.zeros((len(data), 0))
-    cut = net.spec.n_steps - 1 if mlgenn_last_step else NO_CUT
+    cut = int(net.spec.n_steps) - 1 if mlgenn_last_step else NO_CUT
     if dl_dscore is not None:
         readout_w, dl_dv_out = net.spec.readout_weights(), np.zeros((len(data), 0, net.n_out))
     else:
         readout_w, dl_dscore = np.zeros(0), np.zeros((len(data), 0))
-    grad_w, grad_d_per_ms, grad_alpha, grad_beta = _kernels(net)[1](
-        data.steps, data.channels, data.offsets, net.spec.n_steps, net.n_in, net.alpha, net.beta, net.g,
-        net.theta, net.tau_mem, net.tau_syn, net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0, net.seg_delayed,
-        net.w_flat,
-        net.d_flat, net.ring_len, net.n_out, fwd.tape_step, fwd.tape_neuron, fwd.tape_imv, fwd.tape_len,
-        np.ascontiguousarray(dl_dv_out, dtype=net.w_flat.dtype), readout_w.astype(net.w_flat.dtype),
-        np.ascontiguousarray(dl_dscore, dtype=net.w_flat.dtype),
-        np.ascontiguousarray(spike_jump, dtype=net.w_flat.dtype),
-        np.ascontiguousarray(tape_dl_dt, dtype=net.w_flat.dtype), n_chunks_for(len(data)), cut, need_delays,
-        need_taus)
+    fdt = net.w_flat.dtype
+    drive = BackwardDrive(dl_dv_out=np.ascontiguousarray(dl_dv_out, dtype=fdt), readout_w=readout_w.astype(fdt),
+                          dl_dscore=np.ascontiguousarray(dl_dscore, dtype=fdt),
+                          spike_jump=np.ascontiguousarray(spike_jump, dtype=fdt),
+                          tape_dl_dt=np.ascontiguousarray(tape_dl_dt, dtype=fdt))
+    tape = SpikeTape(step=fwd.tape_step, neuron=fwd.tape_neuron, imv=fwd.tape_imv, length=fwd.tape_len)
+    options = BackwardOptions(n_chunks=n_chunks_for(len(data)), cut_step=cut, need_delays=bool(need_delays),
+                              need_taus=bool(need_taus))
+    grads = _kernels(net)[1](net.arrays, spike_inputs(data), tape, drive, options)
+    grad_w, grad_d_per_ms, grad_alpha, grad_beta = grads
     grad_tau_mem, grad_tau_syn = _tau_gradients(net, grad_w, grad_alpha, grad_beta) if need_taus \
         else (np.zeros(net.n_neurons), np.zeros(net.n_neurons))
-    # the kernel's delay gradient is per ms of delay (003 eq. (6)); delays are parameters in steps of dt
+    # the kernel's delay gradient is per ms of delay (Meszaros et al. 2025, eq. 6); delays are parameters in
+    # steps of dt
     return Gradients(grad_w, grad_d_per_ms * net.spec.dt_ms, grad_tau_mem, grad_tau_syn)
 
 
 def _tau_gradients(net: CompiledNetwork, grad_w, grad_alpha, grad_beta):
-    """Chain rule from the discrete constants to the time constants (kernels module docstring):
-    alpha = exp(-dt/tau_mem), beta = exp(-dt/tau_syn), g = (1 - alpha) (tau_syn/dt) (1 - beta), and
-    dL/dg_n = (1/g_n) sum over the synapses into n of w dL/dw (scaling g scales every incoming weight)."""
-    dt = net.spec.dt_ms
-    alpha, beta, g, tau_m, tau_s = net.alpha, net.beta, net.g, net.tau_mem, net.tau_syn
+    """Chain rule from the discrete constants to the time constants (kernels module docstring; model.spec
+    discretise_backward), with dL/dg_n = (1/g_n) sum over the synapses into n of w dL/dw (scaling g scales every
+    incoming weight)."""
     w_times_grad = net.w_flat * grad_w
     grad_g = np.zeros(net.n_neurons)
     for conn in net.spec.connections:
         post = net.layer_slices[conn.target]
         grad_g[post] += w_times_grad[net.conn_slices[conn.name]].reshape(conn.weight.shape).sum(axis=0)
-    grad_g /= g
-    dalpha_dtau_m = alpha * dt / tau_m ** 2
-    dbeta_dtau_s = beta * dt / tau_s ** 2
-    dg_dtau_m = -dalpha_dtau_m * (tau_s / dt) * (1 - beta)
-    dg_dtau_s = (1 - alpha) * ((1 - beta) / dt - (tau_s / dt) * dbeta_dtau_s)
-    return grad_alpha * dalpha_dtau_m + grad_g * dg_dtau_m, grad_beta * dbeta_dtau_s + grad_g * dg_dtau_s
+    grad_g /= net.g
+    return discretise_backward(grad_alpha, grad_beta, grad_g, net.tau_mem, net.tau_syn, net.spec.dt_ms, net.alpha,
+                               net.beta)

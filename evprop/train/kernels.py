@@ -6,7 +6,7 @@ The hot loops of training live here and nowhere else. Everything runs on a flatt
 "segments": (first flat weight index, number of targets, first target neuron). The weights of one source
 towards one layer are contiguous (the [pre, post] row), so propagating a spike reads one row.
 
-Forward, per trial, per step k (DESIGN section 2; CONVENTIONS 'Forward pass'):
+Forward, per trial, per step k (docs/architecture.md §2, §7 'Forward pass'):
 
     J_n   = I_n + ring[n, k]                 # arrivals scheduled for step k
     V_n   = alpha_n V_n + g_n J_n
@@ -22,15 +22,18 @@ forward pass:
     Lam_J(k) = g Lam_V(k) + beta Lam_J(k+1)
     dL/dw_mn += Lam_J,m(a)         for each spike of n in step s, arrival a = s + 1 + d_mn
 
-At a stored spike of neuron n in step k the discrete reset carries no gradient; EventProp's jump (DIGEST 3.3 eq. (v);
-CONVENTIONS 'Hidden LIF jump') gives it instead, written in these adjoints (lambda_V = -Lam_V / tau_mem,
+At a stored spike of neuron n in step k the discrete reset carries no gradient; EventProp's jump (Wunderlich & Pehle
+2021, eq. 11;
+docs/architecture.md §7 'Hidden LIF jump') gives it instead, written in these adjoints (lambda_V = -Lam_V / tau_mem,
 lambda_I = -Lam_J / tau_syn relate them to the papers'):
 
     Lam_V(k) = Lam_V^+ + [theta Lam_V^+ + tau_mem,n sum_m w_mn H_m(a)] / (I - V)_stored + spike_jump_n
     H_m(a)   = Lam_V,m(a) / tau_mem,m - Lam_J,m(a) / tau_syn,m          (per-neuron history, length max_delay + 1)
-    dL/dd_mn += -w_mn H_m(a)    [per ms of delay]                       (003 eq. (6): -w (lambda_I - lambda_V))
+    dL/dd_mn += -w_mn H_m(a)    [per ms of delay]                       (Meszaros et al. 2025 eq. (6): -w (lambda_I -
+    lambda_V))
 
-Time constants (000 App. C in discrete form): alpha, beta and g depend on tau_mem and tau_syn, so with the same
+Time constants (Nowotny et al. 2025 App. C in discrete form): alpha, beta and g depend on tau_mem and tau_syn, so
+with the same
 adjoints dL/dalpha = sum_k Lam_V(k) V_{k-1}^+, dL/dbeta = sum_k Lam_J(k) J_{k-1}, dL/dg = sum_k Lam_V(k) J_k. No
 per-step state is stored: J is a sum of arrivals and V^+ a sum of J since the last reset, so the sums regroup into
 backward recursions read at the arrival steps a, exactly like the weight gradient (memory per neuron, not per step):
@@ -49,15 +52,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .kernel_args import ForwardArrays, KernelGradients, SpikeTape
+
 OVERFLOW_NONE = -1
 
 
 @njit(cache=True, parallel=True)
-def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta, g, theta,
-                   seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat, ring_len, n_out,
-                   max_spikes, n_chunks, current_cut_step, track_state, record_v, readout_w):
-    """Run a batch forward. Returns (v_out [B, T, n_out], tape_step, tape_neuron, tape_imv [B, C], tape_len [B],
-    spike_count [B, n], overflow_neuron [B], state_max [B, n, 4]). `overflow_neuron[b]` is the first neuron whose
+def forward_kernel(net, inputs, options):
+    """Run a batch forward: net (kernel_args.NetworkArrays), inputs (SpikeInputs), options (ForwardOptions).
+    Returns ForwardArrays: v_out [B, T, n_out], the tape (step, neuron, imv [B, C], length [B]), spike_count [B, n],
+    overflow_neuron [B], state_max [B, n, 4], scores [B, n_out]. `overflow_neuron[b]` is the first neuron whose
     spike count exceeded `max_spikes` (its later spikes still act on the network but are not taped), or -1.
     With track_state, state_max[b, n] holds max |g * arrivals of one step|, max |g * J|, max V and max -V (V before
     the reset): the ranges the fixed-point target must represent (Lava's a_in, u and v).
@@ -65,7 +69,13 @@ def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta
     empty): also accumulate the weighted-sum readout scores [B, n_out] = sum_k readout_w[k] V_out(k).
 
     current_cut_step: -1 normally; mlGeNN zeroes every synaptic current and delay buffer at the start of the last
-    step (CONVENTIONS 'Last step quirk'); giving that step here reproduces it for comparisons with its output."""
+    step (docs/architecture.md §7 'Last step quirk'); giving that step here reproduces it for comparisons with its
+    output."""
+    in_steps, in_channels, in_offsets = inputs.steps, inputs.channels, inputs.offsets
+    n_steps, n_in, n_out, ring_len = net.n_steps, net.n_in, net.n_out, net.ring_len
+    alpha, beta, g, theta, w_flat = net.alpha, net.beta, net.g, net.theta, net.w_flat
+    max_spikes, n_chunks, current_cut_step = options.max_spikes, options.n_chunks, options.cut_step
+    track_state, record_v, readout_w = options.track_state, options.record_v, options.readout_w
     n_batch = len(in_offsets) - 1
     n_neurons = len(alpha)
     capacity = max_spikes * n_neurons
@@ -100,7 +110,7 @@ def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta
                 slot = k % ring_len
                 if k == current_cut_step:
                     cur[:] = 0.0
-                # neuron update: branch-free, so it vectorises (DESIGN section 2 step)
+                # neuron update: branch-free, so it vectorises (docs/architecture.md §2)
                 row = ring[slot]
                 if track_state:
                     for n in range(n_neurons):
@@ -141,19 +151,21 @@ def forward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta
                 if k + 1 == current_cut_step:
                     ring[(k + 1) % ring_len, :] = 0.0     # drop arrivals of earlier, delayed spikes
                 while ev < ev_end and in_steps[ev] == k:
-                    _propagate(in_channels[ev], k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat,
-                               ring, ring_len)
+                    _propagate(in_channels[ev], k, net, ring)
                     ev += 1
                 for i in range(n_spiked):
-                    _propagate(n_in + spiked[i], k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat,
-                               ring, ring_len)
+                    _propagate(n_in + spiked[i], k, net, ring)
             tape_len[b] = n_tape
-    return v_out, tape_step, tape_neuron, tape_imv, tape_len, spike_count, overflow_neuron, state_max, scores
+    return ForwardArrays(v_out, SpikeTape(tape_step, tape_neuron, tape_imv, tape_len), spike_count, overflow_neuron,
+                         state_max, scores)
 
 
 @njit(inline="always")
-def _propagate(source, k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat, ring, ring_len):
+def _propagate(source, k, net, ring):
     """ring[(k + 1 + d) mod R, target] += w over every synapse of `source` (one contiguous row per segment)."""
+    seg_ptr, seg_w0, seg_len, seg_tgt0 = net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0
+    seg_delayed = net.seg_delayed
+    w_flat, d_flat, ring_len = net.w_flat, net.d_flat, net.ring_len
     base = (k + 1) % ring_len
     for s in range(seg_ptr[source], seg_ptr[source + 1]):
         w0 = seg_w0[s]
@@ -170,18 +182,28 @@ def _propagate(source, k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_fla
 
 
 @njit(cache=True, parallel=True)
-def backward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, beta, g, theta, tau_mem, tau_syn,
-                    seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat, ring_len, n_out,
-                    tape_step, tape_neuron, tape_imv, tape_len, dl_dv_out, readout_w, dl_dscore, spike_jump,
-                    tape_dl_dt, n_chunks, current_cut_step, need_delays, need_taus):
-    """Adjoint pass of a batch (equations in the module docstring). dl_dv_out [B, T, n_out] is the loss's
+def backward_kernel(net, inputs, tape, drive, options):
+    """Adjoint pass of a batch (equations in the module docstring): net (kernel_args.NetworkArrays), inputs
+    (SpikeInputs), tape (SpikeTape of the forward pass), drive (BackwardDrive), options (BackwardOptions).
+    drive.dl_dv_out [B, T, n_out] is the loss's
     derivative with respect to each output voltage (already divided by the batch size), or [B, 0, n_out] with the
     same drive in separable form, readout_w[k] * dl_dscore[b, j] (weighted-sum readouts); spike_jump [B, n] is added
-    to Lam_V at each taped spike of neuron n (the spike-count regulariser's heuristic, DIGEST 3.8); tape_dl_dt
+    to Lam_V at each taped spike of neuron n (the spike-count regulariser's heuristic, Nowotny et al. 2025, eq. 7);
+    tape_dl_dt
     [B, C] (or [B, 0]: none) is a spike-time loss's dl_p/dt_k [per ms] of each taped spike, entering the jump as
-    -tau_mem dl_p/dt_k / (I - V) (DIGEST 3.3 eq. (v): a later spike by dt_k = -dV / Vdot^-).
-    Returns (grad_w, grad_d [per ms of delay], each [n_weights]; grad_alpha, grad_beta, each [n_neurons]), summed
-    over the batch; grad_d stays zero unless need_delays, grad_alpha/beta unless need_taus (less work per spike)."""
+    -tau_mem dl_p/dt_k / (I - V) (Wunderlich & Pehle 2021, eq. 11: a later spike by dt_k = -dV / Vdot^-).
+    Returns KernelGradients (dL/dw, dL/dd [per ms of delay], each [n_weights]; dL/dalpha, dL/dbeta, each
+    [n_neurons]), summed over the batch; the delay gradient stays zero unless need_delays, alpha/beta unless
+    need_taus (less work per spike)."""
+    in_steps, in_channels, in_offsets = inputs.steps, inputs.channels, inputs.offsets
+    n_steps, n_in, n_out, ring_len = net.n_steps, net.n_in, net.n_out, net.ring_len
+    alpha, beta, g, theta, w_flat = net.alpha, net.beta, net.g, net.theta, net.w_flat
+    tau_mem, tau_syn = net.tau_mem, net.tau_syn
+    tape_step, tape_neuron, tape_imv, tape_len = tape.step, tape.neuron, tape.imv, tape.length
+    dl_dv_out, readout_w, dl_dscore = drive.dl_dv_out, drive.readout_w, drive.dl_dscore
+    spike_jump, tape_dl_dt = drive.spike_jump, drive.tape_dl_dt
+    n_chunks, current_cut_step = options.n_chunks, options.cut_step
+    need_delays, need_taus = options.need_delays, options.need_taus
     n_batch = len(in_offsets) - 1
     n_neurons = len(alpha)
     n_w = len(w_flat)
@@ -233,20 +255,16 @@ def backward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, bet
                 # 1. spikes of step k: gradients and jumps read the (already computed) future arrival steps
                 while p >= 0 and tape_step[b, p] == k:
                     n = tape_neuron[b, p]
-                    rev = _gather(n_in + n, k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat,
-                                  hist_j,
-                                  hist_h, hist_r, hist_m, ring_len, gw, gd, ga, gb, current_cut_step, need_delays,
-                                  need_taus, True)
+                    rev = _gather(n_in + n, k, net, hist_j, hist_h, hist_r, hist_m, gw, gd, ga, gb,
+                                  current_cut_step, need_delays, need_taus, True)
                     dl_dt = tape_dl_dt[b, p] if tape_dl_dt.shape[1] > 0 else 0.0
                     jump[n] = (theta[n] * lam_v[n] + tau_mem[n] * (rev - dl_dt)) / tape_imv[b, p] \
                         + spike_jump[b, n]
                     spiked[n] = True
                     p -= 1
                 while ev >= ev_start and in_steps[ev] == k:
-                    _gather(in_channels[ev], k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat,
-                            hist_j,
-                            hist_h, hist_r, hist_m, ring_len, gw, gd, ga, gb, current_cut_step, need_delays,
-                            need_taus, False)
+                    _gather(in_channels[ev], k, net, hist_j, hist_h, hist_r, hist_m, gw, gd, ga, gb,
+                            current_cut_step, need_delays, need_taus, False)
                     ev -= 1
                 # 2. adjoint step of every neuron (branch-free, vectorises); history for the delayed reads
                 slot = k % ring_len
@@ -281,15 +299,19 @@ def backward_kernel(in_steps, in_channels, in_offsets, n_steps, n_in, alpha, bet
                         prev_lv[n] = cur_lv[n]
                         prev_lj[n] = row_j[n]
                         spiked[n] = False
-    return grad_w.sum(axis=0), grad_d.sum(axis=0), grad_alpha.sum(axis=0) * g, grad_beta.sum(axis=0)
+    return KernelGradients(grad_w.sum(axis=0), grad_d.sum(axis=0), grad_alpha.sum(axis=0) * g,
+                           grad_beta.sum(axis=0))
 
 
 @njit(inline="always")
-def _gather(source, k, seg_ptr, seg_w0, seg_len, seg_tgt0, seg_delayed, w_flat, d_flat, hist_j, hist_h, hist_r,
-            hist_m, ring_len, gw, gd, ga, gb, cut, need_delays, need_taus, with_rev):
+def _gather(source, k, net, hist_j, hist_h, hist_r, hist_m, gw, gd, ga, gb, cut, need_delays, need_taus,
+            with_rev):
     """For a spike of `source` in step k: accumulate weight, delay and (per target) alpha/beta gradients at the
     arrival steps and return sum_m w_m H_m(arrival) for the presynaptic jump. Arrivals the forward pass dropped at
     the cut step (delayed spikes emitted before step cut-1) carry no gradient."""
+    seg_ptr, seg_w0, seg_len, seg_tgt0 = net.seg_ptr, net.seg_w0, net.seg_len, net.seg_tgt0
+    seg_delayed = net.seg_delayed
+    w_flat, d_flat, ring_len = net.w_flat, net.d_flat, net.ring_len
     rev = 0.0
     base = (k + 1) % ring_len
     for s in range(seg_ptr[source], seg_ptr[source + 1]):

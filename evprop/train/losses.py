@@ -1,14 +1,18 @@
-"""Losses: small objects that turn a forward pass into a loss and its derivatives (DIGEST 3.7).
+"""Losses: small objects that turn a forward pass into a loss and its derivatives (Nowotny et al. 2025, section 2
+and App. B).
 
 A loss never touches the kernels. The forward kernel records the output voltages V[b, k, j] and the spike tape;
-a loss returns dL/dV[b, k, j] (the drive of the output adjoints, the source term S_k(t) of DIGEST 3.7 in discrete
-form) and, for spike-time losses, dl_p/dt of taped output spikes (entering EventProp's jump, DIGEST 3.3 eq. (v)).
+a loss returns dL/dV[b, k, j] (the drive of the output adjoints, the source term S_k(t) of Nowotny et al. 2025, App.
+B, in discrete
+form) and, for spike-time losses, dl_p/dt of taped output spikes (entering EventProp's jump, Wunderlich & Pehle 2021,
+eq. 11).
 Every loss has `evaluate(spec, fwd, out, labels) -> LossTerms`; voltage losses also `__call__(spec, v_out,
 labels) -> (loss, scores, dL/dV)`. Losses are registered by name; all are batch means.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import NamedTuple
 
 import numpy as np
@@ -32,9 +36,23 @@ def register(cls):
 
 
 def get_loss(name: str, **params):
+    """The loss registered as `name`, built with its keyword parameters; an unknown name or parameter is a one-line
+    ValueError."""
     if name not in LOSSES:
         raise ValueError(f"loss '{name}' unknown, expected one of {sorted(LOSSES)}")
+    accepted = loss_parameters(name)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(f"loss '{name}' has no parameter {unknown[0]!r}, expected "
+                         f"{'one of ' + str(sorted(accepted)) if accepted else 'none'}")
     return LOSSES[name](**params)
+
+
+def loss_parameters(name: str) -> dict:
+    """{parameter: default} of the loss registered as `name` (its constructor's keyword arguments)."""
+    signature = inspect.signature(LOSSES[name].__init__)
+    return {key: p.default for key, p in signature.parameters.items() if key != "self"
+            and p.kind is p.POSITIONAL_OR_KEYWORD}
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -72,11 +90,11 @@ class VoltageLoss(Loss):
 @register
 class CrossEntropy(VoltageLoss):
     """Cross-entropy of the softmax of the network's readout scores, L_sum / L_sum_exp / L_sum_gaus / L_max of
-    DIGEST 3.7.1 depending on NetworkSpec.readout:
+    Nowotny et al. 2025, eqs. 2-4 and App. B, depending on NetworkSpec.readout:
 
         X_bj = readout(V_bj),  L = -(1/B) sum_b log softmax(X_b)[label_b],  dL/dX_bj = (p_bj - [j == label_b]) / B
         weighted-sum readouts X_bj = sum_k c_k V_bjk:  dL/dV_bjk = c_k dL/dX_bj
-        max readout:  dL/dV_bjk = dL/dX_bj at the step of the maximum (000 App. B eqs. (29)-(33))
+        max readout:  dL/dV_bjk = dL/dX_bj at the step of the maximum (Nowotny et al. 2025 App. B eqs. (29)-(33))
     """
 
     name = "cross_entropy"
@@ -84,7 +102,7 @@ class CrossEntropy(VoltageLoss):
     @staticmethod
     def compact(spec: NetworkSpec) -> bool:
         """Weighted-sum readouts need only the kernel's accumulated scores, not every output voltage."""
-        return spec.readout in ("sum_exp", "sum", "sum_gaus", "last")
+        return spec.readout_rule.is_weighted_sum
 
     def evaluate(self, spec: NetworkSpec, fwd, out: slice, labels: np.ndarray) -> LossTerms:
         if fwd.scores is None:
@@ -96,19 +114,12 @@ class CrossEntropy(VoltageLoss):
         """Returns (loss, scores [B, n_out], dL/dV [B, T, n_out])."""
         scores = spec.scores(v_out)
         loss, dl_dx = _cross_entropy(scores, labels)
-        if spec.readout == "max":
-            dl_dv = np.zeros_like(v_out)
-            t_max = v_out.argmax(axis=1)
-            b, j = np.meshgrid(np.arange(len(labels)), np.arange(v_out.shape[2]), indexing="ij")
-            dl_dv[b, t_max, j] = dl_dx
-        else:
-            dl_dv = spec.readout_weights()[None, :, None] * dl_dx[:, None, :]
-        return loss, scores, dl_dv
+        return loss, scores, spec.readout_rule.voltage_gradient(v_out, spec.dt_ms, dl_dx)
 
 
 @register
 class PerTimestepCrossEntropy(VoltageLoss):
-    """L_x-entropy (000 eq. (1), DIGEST 3.7.1): cross-entropy of softmax(V(t)) at every step, averaged over time:
+    """L_x-entropy (Nowotny et al. 2025, eq. 1): cross-entropy of softmax(V(t)) at every step, averaged over time:
 
         L = -(1/B) sum_b (1/T) sum_k log softmax(V_bk)[label_b],  dL/dV_bjk = (softmax(V_bk)_j - [j == label]) / (T B)
 
@@ -147,12 +158,13 @@ class SpikeTimeLoss(Loss):
 
 @register
 class FirstSpikeTime(SpikeTimeLoss):
-    """L_time (Wunderlich & Pehle eq. 3; 000 Table 3; DIGEST 3.7.1):
+    """L_time (Wunderlich & Pehle 2021, eq. 3; parameters Nowotny et al. 2025, Table 3):
 
         L = -(1/B) sum_b [ log softmax(-t_b / tau0)[l] - alpha (exp(t_l / tau1) - 1) ]
         dL/dt_k = (1/B) [ ([k == l] - softmax(-t/tau0)_k) / tau0 + [k == l] (alpha/tau1) exp(t_l/tau1) ]
 
-    Phantom spike (000 section 4.1): if the correct output stays silent, its adjoint gets the drive it would get
+    Phantom spike (Nowotny et al. 2025 section 4.1): if the correct output stays silent, its adjoint gets the drive
+    it would get
     from a spike at T (the authors' code adds (alpha/tau1) exp(T/tau1) / B to its lambda_V at T; here that is the
     matching push on V at the last step, dL/dV = -(alpha/tau1) exp(T/tau1) / B)."""
 
@@ -181,7 +193,7 @@ class FirstSpikeTime(SpikeTimeLoss):
 
 @register
 class DeltaMSE(SpikeTimeLoss):
-    """L_dMSE (003 eqs. (71)-(72)): the correct output c should fire delta before every other output:
+    """L_dMSE (Meszaros et al. 2025 eqs. (71)-(72)): the correct output c should fire delta before every other output:
 
         L = (1/B) sum_b (1/2) sum_{i != c} (t_i - t_c - delta)^2
         dL/dt_i = (t_i - t_c - delta) / B (i != c),  dL/dt_c = -sum_{i != c} (t_i - t_c - delta) / B"""

@@ -1,4 +1,4 @@
-"""Comparison with reference gradients in the format of ../shared/reference/mlgenn/tiny_cases.json.
+"""Comparison with reference gradients in the format of tests/data/mlgenn/tiny_cases.json (origin: its README.md).
 
 A case holds a network (W_ih, W_hh, W_ho and optional D_ih, D_hh as [pre][post]), input spike times per example
 [ms], labels, mlGeNN's forward results and its per-example gradients (`dL/dW_ih`, ...). The file's `_meta.params`
@@ -54,11 +54,12 @@ def case_network(params: dict, case: dict) -> NetworkSpec:
     layers = (InputLayer("input", n_in),
               LIFLayer("hidden", n_hidden, params["tau_mem_hidden"], params["tau_syn"], params["v_thresh"]),
               LILayer("output", n_out, params["tau_mem_out"], params["tau_syn"]))
-    return NetworkSpec(params["dt"], params["T_steps"], layers, tuple(conns), "sum_exp")
+    return NetworkSpec(dt_ms=params["dt"], n_steps=params["T_steps"], layers=layers, connections=tuple(conns),
+                       readout="sum_exp")
 
 
 def spike_time_to_step(t_ms: float, dt_ms: float) -> int:
-    """mlGeNN SpikeInput fires in step k when k*dt >= t (CONVENTIONS 'Forward pass')."""
+    """mlGeNN SpikeInput fires in step k when k*dt >= t (docs/architecture.md §7 'Forward pass')."""
     return int(math.ceil(t_ms / dt_ms - 1e-9))
 
 

@@ -1,6 +1,6 @@
 """Mini-batch EventProp training: Adam, seeded shuffling, per-epoch validation, atomic checkpoints.
 
-Plain Python around the kernels (DESIGN section 3), with the papers' training protocol: separate Adam optimisers
+Plain Python around the kernels (docs/architecture.md §3), with the papers' training protocol: separate Adam optimisers
 for weights, delays and time constants, learning-rate ease-in, EMA halving and per-epoch decay, the spike-count
 regulariser, silent-neuron rescue, and early stopping. The model kept is the best epoch by the selection metric
 (validation or training accuracy or loss); the test set is never looked at here.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,37 +30,35 @@ SELECTION_METRICS = {"validation_accuracy": 1, "train_accuracy": 1, "validation_
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Everything the training loop needs; defaults reproduce plain Adam without the papers' extras."""
+    """Everything the training loop needs; defaults reproduce plain Adam without the papers' extras. Sections (§)
+    cite Nowotny et al. 2025 (docs/architecture.md §8)."""
 
     epochs: int = 30
     batch_size: int = 32
     learning_rate: float = 2e-3          # weights; 0 keeps them fixed
-    delay_learning_rate: float = 0.0     # delays [ms per Adam step] (own Adam, as 003's delay_optimiser); 0: fixed
-    tau_learning_rate: float = 0.0       # tau_mem and tau_syn per neuron (own Adam, 000 App. C); 0: fixed
-    min_tau_mem_ms: float = 3.0          # lower clamps after each update (000 section 4.9)
+    delay_learning_rate: float = 0.0     # delays [ms per Adam step] (own Adam, as Meszaros et al.); 0: fixed
+    tau_learning_rate: float = 0.0       # tau_mem and tau_syn per neuron (own Adam, Nowotny et al. App. C); 0: fixed
+    min_tau_mem_ms: float = 3.0          # lower clamps after each update (Nowotny et al. §4.9)
     min_tau_syn_ms: float = 1.0
-    lr_decay_per_epoch: float = 1.0      # multiply every learning rate by this each epoch (003 Yin-Yang)
-    lr_ease_in_start: float = 1.0        # start at this fraction of the rates, x1.05 per batch up to 1 (000 4.6)
-    ema_halving: bool = False            # halve the rates when the fast accuracy EMA drops below the slow one (000 4.7)
+    lr_decay_per_epoch: float = 1.0      # multiply every learning rate by this each epoch (Meszaros et al. Yin-Yang)
+    lr_ease_in_start: float = 1.0        # start at this fraction, x1.05 per batch up to 1 (Nowotny et al. §4.6)
+    ema_halving: bool = False            # halve the rates when the fast accuracy EMA drops below the slow (§4.7)
     ema_min_epochs: int = 50             # ... at most once per this many epochs
     reg_lambda_upper: float | list = 0.0  # spike-count regulariser strength above / below the target, per hidden
     reg_lambda_lower: float | list = 0.0  # layer or one for all, in mlGeNN's units (EventPropCompiler reg_lambda_*)
-    reg_nu_upper: float = 14.0           # target spikes per hidden neuron per trial (DIGEST 3.8)
-    silent_rescue: float = 0.0           # add this to the incoming weights of neurons silent for an epoch (000 4.5)
+    reg_nu_upper: float = 14.0           # target spikes per hidden neuron per trial (Nowotny et al. 2025, section 4.2)
+    silent_rescue: float = 0.0           # add to the incoming weights of neurons silent for an epoch (§4.5)
     selection_metric: str = "validation_accuracy"   # the epoch kept and early stopping use it; never the test set
     early_stop_patience: int = 0         # stop after this many epochs without improvement (0: never)
     seed: int = 0
     shuffle: bool = True                 # a new seeded order every epoch; False: the data set's order
     loss: str = "cross_entropy"          # a name in evprop.train.losses.LOSSES
-    first_spike_tau0_ms: float = 1.0     # L_time (000 Table 3 / genn_eventprop defaults)
-    first_spike_tau1_ms: float = 100.0
-    first_spike_alpha: float = 5e-5
-    dmse_delta_ms: float = 2.0           # L_dMSE margin (003 Yin-Yang code: 10 x 0.2)
+    loss_params: dict = field(default_factory=dict)   # keyword arguments of that loss (its class documents them)
     max_spikes: int = 100
     allow_overflow: bool = False
     precision: str = "float64"           # "float32": kernels in single precision (faster; gradients agree to ~1e-5)
     device: str = "cpu"                  # "cuda": the numba.cuda kernels (tested under the CUDA simulator)
-    algorithm: str = "eventprop"         # or a BPTT-family baseline: "bptt", "slayer", "exodus" (seed 004)
+    algorithm: str = "eventprop"         # or a BPTT-family baseline: "bptt", "slayer", "exodus" (Bauer et al. 2023)
     surrogate_beta: float = 10.0         # the baselines' surrogate derivative 1 / (1 + beta |V - theta|)^2
 
     @classmethod
@@ -165,7 +163,7 @@ def train(spec: NetworkSpec, train_data: SpikeData, val_data: SpikeData, setting
 
 class LearningRates:
     """The factor applied to every base learning rate: ease-in per batch (x1.05 from lr_ease_in_start up to 1),
-    exponential decay per epoch, and the EMA halving schedule of 000 section 4.7:
+    exponential decay per epoch, and the EMA halving schedule of Nowotny et al. 2025 section 4.7:
         m_fast <- 0.8 m_fast + 0.2 x,  m_slow <- 0.85 m_slow + 0.15 x  (x: the selection accuracy of the epoch)
         if m_fast < m_slow and >= ema_min_epochs epochs since the last change: halve."""
 
@@ -238,18 +236,28 @@ class Trainer:
             if layers else np.zeros(n_hidden)
 
     def update(self, batch: SpikeData, epoch: int):
-        """Forward, loss, EventProp backward and the optimiser step of one batch.
-        Returns (loss, scores, spike_count [B, n], dropped spikes per layer)."""
-        settings, net = self.settings, self.net
-        fwd = forward(net, batch, settings.max_spikes, settings.allow_overflow,
-                      compact=self.loss_fn.compact(self.spec))
+        """Forward, loss, backward and the optimiser step of one batch (subclasses change the forward pass or the
+        gradients, never this order). Returns (loss, scores, spike_count [B, n], dropped spikes per layer)."""
+        fwd = self.forward_pass(batch)
         terms = self.loss_fn.evaluate(self.spec, fwd, self.output, batch.labels)
-        grads = backward(net, batch, fwd, terms.dl_dv, self.regulariser_jump(fwd.spike_count),
-                         tape_dl_dt=terms.tape_dl_dt, need_delays=settings.delay_learning_rate > 0,
-                         need_taus=settings.tau_learning_rate > 0, dl_dscore=terms.dl_dscore)
+        counts = fwd.spike_count
+        grads = self.gradients(batch, fwd, terms, self.regulariser_jump(counts))
         self.step(grads, self.schedule.factor(epoch))
         self.schedule.end_batch()
-        return terms.loss, terms.scores, fwd.spike_count, fwd.dropped
+        return terms.loss, terms.scores, counts, fwd.dropped
+
+    def forward_pass(self, batch: SpikeData):
+        """The float network's forward pass on the kernels (compact when the loss needs only the scores)."""
+        settings = self.settings
+        return forward(self.net, batch, settings.max_spikes, settings.allow_overflow,
+                       compact=self.loss_fn.compact(self.spec))
+
+    def gradients(self, batch: SpikeData, fwd, terms, regulariser_jump):
+        """EventProp's exact gradients of the loss terms (evprop.train.engine.backward)."""
+        settings = self.settings
+        return backward(self.net, batch, fwd, terms.dl_dv, regulariser_jump, tape_dl_dt=terms.tape_dl_dt,
+                        need_delays=settings.delay_learning_rate > 0, need_taus=settings.tau_learning_rate > 0,
+                        dl_dscore=terms.dl_dscore)
 
     def run_epoch(self, epoch: int, data: SpikeData, on_batch=None) -> dict:
         t0 = time.perf_counter()
@@ -294,24 +302,30 @@ class Trainer:
             net.clamp_taus(settings.min_tau_mem_ms, settings.min_tau_syn_ms)
 
     def regulariser_jump(self, spike_count: np.ndarray) -> np.ndarray | None:
-        """Lam_V jump at each spike of a hidden neuron (DIGEST 3.8, mlGeNN's form with the batch's own counts):
-            mlGeNN:  lambda_V -= RegLambda (sum_batch count - int(nu B)),
-                     RegLambda = reg_lambda_upper / B^2 above the target, reg_lambda_lower / B^2 below;
-            here lambda_V ~ -Lam_V / tau_mem^2 in mlGeNN's scaling (CONVENTIONS 'Scale of the gradients'), so
-            Lam_V += tau_mem^2 RegLambda (sum_batch count - int(nu B)), and published strengths carry over."""
+        """Lam_V jump at each spike of a hidden neuron: the heuristic of Nowotny, Turner & Knight (2025), eq. (7),
+        in mlGeNN's form with the batch's own counts, its strengths in mlGeNN's units:
+            mlGeNN:  LambdaV -= RegLambda (sum_batch count - int(nu B)),
+                     RegLambda = reg_lambda_upper / B^2 above the target, reg_lambda_lower / B^2 below.
+        mlGeNN's adjoints are the papers' lambda divided by the output layer's tau_mem (its loss drive is divided
+        by TauM of the output neurons), and the papers' lambda_V = -Lam_V / tau_mem of the hidden neuron, so
+        LambdaV = -Lam_V / (tau_mem_hidden tau_mem_out) and
+            Lam_V += tau_mem_hidden * tau_mem_out * RegLambda (sum_batch count - int(nu B))
+        (docs/gradients_vs_mlgenn.md; tests/test_mlgenn_schedule.py checks it with hidden and output taus that
+        differ). Output neurons with their own tau_mem each: their mean (mlGeNN has one per population)."""
         if not (np.any(self.reg_upper) or np.any(self.reg_lower)):
             return None
         n_batch = spike_count.shape[0]
         n_hidden = len(self.reg_upper)
         excess = spike_count[:, :n_hidden].sum(axis=0) - int(self.settings.reg_nu_upper * n_batch)
         strength = np.where(excess > 0, self.reg_upper, self.reg_lower) / n_batch ** 2
+        tau_mem_out_ms = float(np.mean(self.net.tau_mem[self.output]))
         jump = np.zeros(spike_count.shape)
-        jump[:, :n_hidden] = self.net.tau_mem[:n_hidden] ** 2 * strength * excess
+        jump[:, :n_hidden] = self.net.tau_mem[:n_hidden] * tau_mem_out_ms * strength * excess
         return jump
 
     def rescue_silent(self, epoch_counts: np.ndarray) -> int:
         """Add settings.silent_rescue to every incoming weight of hidden neurons that did not fire in the whole
-        epoch (000 section 4.5: +0.002). Returns how many hidden neurons were silent."""
+        epoch (Nowotny et al. 2025 section 4.5: +0.002). Returns how many hidden neurons were silent."""
         net = self.net
         silent = epoch_counts[:net.n_neurons - net.n_out] == 0
         if self.settings.silent_rescue and silent.any():
@@ -326,26 +340,34 @@ class Trainer:
         return int(silent.sum())
 
 
-def make_trainer(spec: NetworkSpec, settings: TrainSettings, current: NetworkSpec | None = None) -> Trainer:
-    """The trainer for train.algorithm: EventProp, or a BPTT-family baseline (evprop.train.baselines) that shares
-    everything but the gradient computation."""
-    if settings.algorithm == "eventprop":
-        return Trainer(spec, settings, current)
+def _trainers() -> dict:
+    """{train.algorithm: Trainer class}: EventProp, and the BPTT-family baselines (evprop.train.baselines) that
+    share everything but the gradient computation (imported here: they subclass Trainer)."""
     from .baselines.trainer import BaselineTrainer
-    return BaselineTrainer(spec, settings, current)
+    from .baselines.backward import ALGORITHMS as BASELINES
+    return {"eventprop": Trainer, **{name: BaselineTrainer for name in BASELINES}}
+
+
+def algorithm_names() -> tuple:
+    return tuple(_trainers())
+
+
+def make_trainer(spec: NetworkSpec, settings: TrainSettings, current: NetworkSpec | None = None) -> Trainer:
+    """The trainer registered for settings.algorithm."""
+    trainers = _trainers()
+    if settings.algorithm not in trainers:
+        raise ValueError(f"train.algorithm '{settings.algorithm}' unknown, expected one of {sorted(trainers)}")
+    return trainers[settings.algorithm](spec, settings, current)
 
 
 def loss_from_settings(settings: TrainSettings):
-    params = {"first_spike_time": {"tau0_ms": settings.first_spike_tau0_ms, "tau1_ms": settings.first_spike_tau1_ms,
-                                   "alpha": settings.first_spike_alpha},
-              "delta_mse": {"delta_ms": settings.dmse_delta_ms}}.get(settings.loss, {})
-    return get_loss(settings.loss, **params)
+    return get_loss(settings.loss, **settings.loss_params)
 
 
 def default_loss(spec: NetworkSpec):
     """The loss used to report a network's loss when none is given: cross-entropy of its readout, or L_time for
     first-spike networks."""
-    return get_loss("first_spike_time" if spec.readout == "first_spike" else "cross_entropy")
+    return get_loss(spec.readout_rule.default_loss)
 
 
 def selection_key(record: dict, metric: str = "validation_accuracy") -> tuple:

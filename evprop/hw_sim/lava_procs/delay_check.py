@@ -13,7 +13,6 @@ message the connection sent (int32 [time steps, n_out]) and the wall time of `ru
 """
 
 import json
-import os
 import sys
 import tempfile
 import time
@@ -29,6 +28,8 @@ from lava.magma.core.process.ports.ports import InPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+from evprop.model.io import atomic_write
 
 KINDS = ("lava", "ring", "dense")
 DRAIN_STEPS = 2                   # extra time steps after the last possible arrival
@@ -56,9 +57,7 @@ class PyMessageRecorderModel(PyLoihiProcessModel):
     def run_spk(self):
         self._messages[self.time_step - 1] = self.a_in.recv()
         if self.time_step == len(self._messages):
-            tmp = self.proc_params["out_path"] + ".tmp.npz"
-            np.savez(tmp, messages=self._messages)
-            os.replace(tmp, self.proc_params["out_path"])
+            atomic_write(self.proc_params["out_path"], lambda handle: np.savez(handle, messages=self._messages))
 
 
 # ---------------------------------------------------------------------------------------------------------------

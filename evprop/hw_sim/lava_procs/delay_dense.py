@@ -2,8 +2,8 @@
 number of presynaptic spikes (absolute imports only: Lava's compiler re-executes this file on its own).
 
 Lava's `PyDelayDenseModelBitAcc` (lava/proc/dense/models.py) rebuilds a (n_out * (max_delay + 1), n_in) matrix
-from `weights` and `delays` every time step and multiplies it by s_in (212 ms/step at 700x256, max_delay 63;
-../shared/notes/lava-nir-deps.md section 2b). Per step t it does
+from `weights` and `delays` every time step and multiplies it by s_in: a cost of n_out * (max_delay + 1) * n_in per
+step, whatever the spikes. Per step t it does
 
     send a_buff[:, 0];  a_buff[:, 0] = 0;  roll a_buff left by one column
     a_accum[j, k] = sum of weights[j, i] over spiking pre neurons i (s_in[i] != 0) with delays[j, i] == k  (int64)

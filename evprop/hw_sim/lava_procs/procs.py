@@ -15,8 +15,6 @@ RecordingLIF     a LIF whose fixed_pt model is Lava's bit-accurate LIF arithmeti
                  Var.get (40-70 us per element).
 """
 
-import os
-
 import numpy as np
 
 from lava.magma.core.decorator import implements, requires, tag
@@ -29,6 +27,8 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.lif.models import AbstractPyLifModelFixed, PyLifModelBitAcc
 from lava.proc.lif.process import LIF
+
+from evprop.model.io import atomic_write
 
 
 class EventSource(AbstractProcess):
@@ -110,6 +110,4 @@ class PyRecordingLifModelBitAcc(AbstractPyLifModelFixed):
                 self._spikes[sample, k] = self.s_out_buff
                 self._v[sample, k] = self.v
         if self.time_step == self._n_samples * self._window:
-            tmp = self._out_path + ".tmp.npz"
-            np.savez(tmp, spikes=self._spikes, v=self._v)
-            os.replace(tmp, self._out_path)
+            atomic_write(self._out_path, lambda handle: np.savez(handle, spikes=self._spikes, v=self._v))

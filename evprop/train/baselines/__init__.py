@@ -1,4 +1,4 @@
-"""BPTT-family baselines on evprop's discrete model: plain BPTT, SLAYER and EXODUS (seed 004) with surrogate
+"""BPTT-family baselines on evprop's discrete model: plain BPTT, SLAYER and EXODUS (Bauer et al. 2023) with surrogate
 gradients, dense per-step state (O(T) memory), zero delays only. See `backward` for the equations.
 
     grads = baseline_gradients("exodus", spec, batch, lambda v: get_loss("cross_entropy")(spec, v, batch.labels)[2])

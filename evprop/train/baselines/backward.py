@@ -8,20 +8,21 @@ layers the spikes reach. The spike's derivative is replaced by a surrogate (Supe
 
 One reverse step, for every neuron (the LI outputs have f' = 0 and rho = 1):
 
-    e_k      = sum over outgoing connections  Lam_J,target(k+1) W^T        (seed 004 eq. (12): e = d W)
+    e_k      = sum over outgoing connections  Lam_J,target(k+1) W^T        (Bauer et al. 2023 eq. (12): e = d W)
     Lam_V(k) = dl/dV_k + f'(V_k) e_k + alpha rho_k Lam_V(k+1)
     Lam_J(k) = g Lam_V(k) + beta Lam_J(k+1)
-    dL/dW    = sum_k S_src,k-1^T Lam_J,target(k)                             (seed 004 eq. (14))
+    dL/dW    = sum_k S_src,k-1^T Lam_J,target(k)                             (Bauer et al. 2023 eq. (14))
 
 where rho_k = dU_k/dV_k is where the three algorithms differ:
 
     bptt:    U = V (1 - S)  differentiated through the surrogate:   rho_k = (1 - S_k) - V_k f'(V_k)
-    slayer:  the reset kernel is dropped from the gradient (seed 004: "SLAYER = EXODUS with reset kernel 0"):
+    slayer:  the reset kernel is dropped from the gradient (Bauer et al. 2023: "SLAYER = EXODUS with reset kernel 0"):
              the membrane is treated as the filtered input alone, rho_k = 1
     exodus:  rho_k as BPTT, obtained through the implicit function theorem (below)
 
 BPTT runs this recursion over the whole network jointly, one reverse step at a time, with a matrix product per
-connection per step. EXODUS (seed 004 eqs. (9)-(16)) instead visits one layer (strongly connected component) at a
+connection per step. EXODUS (Bauer et al. 2023 eqs. (9)-(16)) instead visits one layer (strongly connected component)
+at a
 time, downstream first: e for all steps at once is one matrix product over B*T rows (eq. (12)), and the reset is
 handled per neuron by the closed-form recursion of eqs. (15)-(16), a diagonal scan in reverse time with no matrix
 product. Only recurrent connections inside a component keep a product per step (the paper is feed-forward only).
@@ -48,6 +49,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...data.spikes import SpikeData
+from ...model.spec import discretise_backward
 from ..compiled import CompiledNetwork
 from ..engine import Gradients
 from .dense import DenseForward, LayerInfo, Topology, dense_forward, spikes_of
@@ -172,10 +174,11 @@ def weight_gradients(topo: Topology, fwd: DenseForward, lam_j: dict, n_weights: 
 
 
 def tau_gradients(net: CompiledNetwork, topo: Topology, fwd: DenseForward, lam_j: dict):
-    """dL/dtau_mem, dL/dtau_syn [n_neurons] from the same adjoints (000 App. C in discrete form):
+    """dL/dtau_mem, dL/dtau_syn [n_neurons] from the same adjoints (Nowotny et al. 2025 App. C in discrete form):
         dL/dalpha = sum_k Lam_V(k) U_k-1,  dL/dbeta = sum_k Lam_J(k) J_k-1,  dL/dg = sum_k Lam_V(k) J_k,
     with Lam_V(k) = (Lam_J(k) - beta Lam_J(k+1)) / g, then alpha = exp(-dt/tau_mem), beta = exp(-dt/tau_syn),
-    g = (1 - alpha)(tau_syn/dt)(1 - beta). Zeros when the forward pass did not keep J."""
+    g = (1 - alpha)(tau_syn/dt)(1 - beta) (model.spec.discretise_backward). Zeros when the forward pass did not
+    keep J."""
     grad_m, grad_s = np.zeros(net.n_neurons), np.zeros(net.n_neurons)
     if fwd.j is None:
         return grad_m, grad_s
@@ -190,13 +193,8 @@ def tau_gradients(net: CompiledNetwork, topo: Topology, fwd: DenseForward, lam_j
         d_beta = np.einsum("bkn,bkn->n", lj[:, 1:], j[:, :-1])
         d_g = np.einsum("bkn,bkn->n", lv, j)
         sl = layer.neurons
-        alpha, beta, tau_m, tau_s = layer.alpha, layer.beta, net.tau_mem[sl], net.tau_syn[sl]
-        dalpha_dtau_m = alpha * dt / tau_m ** 2
-        dbeta_dtau_s = beta * dt / tau_s ** 2
-        dg_dtau_m = -dalpha_dtau_m * (tau_s / dt) * (1 - beta)
-        dg_dtau_s = (1 - alpha) * ((1 - beta) / dt - (tau_s / dt) * dbeta_dtau_s)
-        grad_m[sl] = d_alpha * dalpha_dtau_m + d_g * dg_dtau_m
-        grad_s[sl] = d_beta * dbeta_dtau_s + d_g * dg_dtau_s
+        grad_m[sl], grad_s[sl] = discretise_backward(d_alpha, d_beta, d_g, net.tau_mem[sl], net.tau_syn[sl], dt,
+                                                     layer.alpha, layer.beta)
     return grad_m, grad_s
 
 

@@ -1,6 +1,6 @@
 """Dense-in-time forward pass of evprop's discrete model, for the BPTT-family baselines.
 
-The SAME network and discrete step as the EventProp engine (DESIGN section 2), with zero delays, so a spike
+The SAME network and discrete step as the EventProp engine (docs/architecture.md §2), with zero delays, so a spike
 emitted in step k arrives in step k + 1:
 
     A_k = sum over connections  S_src,k-1 W            (input spikes X_k-1 for the input connections)
@@ -141,6 +141,10 @@ class DenseForward:
     def v_out(self) -> np.ndarray:
         return self.v[list(self.topology.layers)[-1]]
 
+    scores = None        # the loss computes the scores from v_out (engine.ForwardResult's compact form has them)
+    dropped = {}         # dense arrays drop no spikes (engine.ForwardResult counts tape overflows)
+
+    @property
     def spike_count(self) -> np.ndarray:
         """[B, n_neurons] spikes per neuron, in the compiled neuron order."""
         parts = [spikes_of(self.v[name], layer).sum(axis=1) for name, layer in self.topology.layers.items()]

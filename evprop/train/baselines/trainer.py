@@ -9,7 +9,7 @@ from ...data.spikes import SpikeData
 from ...model.spec import NetworkSpec
 from ..losses import VoltageLoss
 from ..trainer import Trainer, TrainSettings
-from .backward import ALGORITHMS, dense_backward
+from .backward import dense_backward
 from .dense import dense_forward, validate_for_baselines
 
 
@@ -17,9 +17,6 @@ class BaselineTrainer(Trainer):
     """A Trainer whose batches go through `dense_forward` / `dense_backward` of settings.algorithm."""
 
     def __init__(self, spec: NetworkSpec, settings: TrainSettings, current: NetworkSpec | None = None):
-        if settings.algorithm not in ALGORITHMS:
-            raise ValueError(f"train.algorithm '{settings.algorithm}' unknown, expected 'eventprop' or one of "
-                             f"{ALGORITHMS}")
         if settings.delay_learning_rate > 0:
             raise ValueError(f"train.delay_learning_rate = {settings.delay_learning_rate}: the "
                              f"'{settings.algorithm}' baseline cannot learn delays (use train.algorithm = 'eventprop')")
@@ -28,14 +25,9 @@ class BaselineTrainer(Trainer):
             raise ValueError(f"train.loss '{settings.loss}': the baselines train voltage losses only")
         validate_for_baselines(self.net)
 
-    def update(self, batch: SpikeData, epoch: int):
-        """Forward, loss, backward and the Adam step of one batch; returns (loss, scores, spike_count, {})."""
-        settings, net = self.settings, self.net
-        fwd = dense_forward(net, batch, keep_current=settings.tau_learning_rate > 0)
-        loss, scores, dl_dv = self.loss_fn(self.spec, fwd.v_out, batch.labels)
-        counts = fwd.spike_count()
-        grads = dense_backward(settings.algorithm, net, fwd, dl_dv, self.regulariser_jump(counts),
-                               settings.surrogate_beta)
-        self.step(grads, self.schedule.factor(epoch))
-        self.schedule.end_batch()
-        return loss, scores, counts, {}
+    def forward_pass(self, batch: SpikeData):
+        return dense_forward(self.net, batch, keep_current=self.settings.tau_learning_rate > 0)
+
+    def gradients(self, batch: SpikeData, fwd, terms, regulariser_jump):
+        return dense_backward(self.settings.algorithm, self.net, fwd, terms.dl_dv, regulariser_jump,
+                              self.settings.surrogate_beta)

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from ..model.io import atomic_write
 
 GATE_FORMAT = "evprop-gate"
 GATE_VERSION = 1
@@ -206,17 +206,17 @@ def gate_run_dir(run_dir, criteria: GateCriteria = GateCriteria(), verify_summar
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
+def summary_json(result: GateResult, criteria: GateCriteria | None = None) -> str:
+    """Machine-readable gate summary (format 'evprop-gate' version 1): gate.json's text."""
+    return json.dumps(result.to_dict(criteria), indent=2, default=_json_default)
 
 
 def write_summary_json(path, result: GateResult, criteria: GateCriteria | None = None) -> None:
-    """Machine-readable gate summary (format 'evprop-gate' version 1)."""
-    _atomic_write_text(Path(path), json.dumps(result.to_dict(criteria), indent=2, default=_json_default))
+    """Write `summary_json` to `path` (atomic, mode 0644)."""
+    _atomic_write_text(Path(path), summary_json(result, criteria))
 
 
 def _json_default(value):

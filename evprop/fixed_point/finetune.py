@@ -1,6 +1,6 @@
 """Quantisation-aware fine-tuning: EventProp with the forward pass in the target's integer arithmetic.
 
-Each batch: quantise the current float network (evprop.export.quantise, with fixed calibration bounds), run the
+Each batch: quantise the current float network (evprop.fixed_point.quantise, with fixed calibration bounds), run the
 fixed-point emulator (Lava's integer arithmetic) and turn its spikes into an EventProp spike tape in float units
 (u = g J and V = v * v_lsb, so the tape's I - V is u v_lsb / g - v v_lsb), take the loss of the emulated output
 voltages, and run the float backward pass on that tape: the gradient of the target's forward pass with the
@@ -21,13 +21,12 @@ from dataclasses import replace
 import numpy as np
 
 from ..data.spikes import SpikeData
-from ..export.quantise import quantise
-from ..hw_sim.emulator import emulate
-from ..hw_sim.verify import readout_accuracy
 from ..model.spec import NetworkSpec
-from .compiled import CompiledNetwork
-from .engine import ForwardResult, backward
-from .trainer import TrainSettings, Trainer
+from ..train.compiled import CompiledNetwork
+from ..train.engine import ForwardResult
+from ..train.trainer import TrainSettings, Trainer
+from .emulator import emulate, readout_accuracy
+from .quantise import quantise
 
 log = logging.getLogger(__name__)
 
@@ -77,17 +76,9 @@ class QuantisedForwardTrainer(Trainer):
         super().__init__(spec, settings)
         self.bounds, self.quant = bounds, quant
 
-    def update(self, batch: SpikeData, epoch: int):
-        settings, net = self.settings, self.net
-        fixed, _ = quantise(net.to_spec(), self.bounds, **self.quant)
-        fwd = fixed_point_forward(fixed, net, batch)
-        terms = self.loss_fn.evaluate(self.spec, fwd, self.output, batch.labels)
-        grads = backward(net, batch, fwd, terms.dl_dv, self.regulariser_jump(fwd.spike_count),
-                         tape_dl_dt=terms.tape_dl_dt, need_delays=settings.delay_learning_rate > 0,
-                         need_taus=settings.tau_learning_rate > 0)
-        self.step(grads, self.schedule.factor(epoch))
-        self.schedule.end_batch()
-        return terms.loss, terms.scores, fwd.spike_count, {}
+    def forward_pass(self, batch: SpikeData) -> ForwardResult:
+        fixed, _ = quantise(self.net.to_spec(), self.bounds, **self.quant)
+        return fixed_point_forward(fixed, self.net, batch)
 
 
 def finetune(spec: NetworkSpec, settings: TrainSettings, bounds: dict, quant: dict, train_data: SpikeData,

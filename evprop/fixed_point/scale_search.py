@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from ..export.quantise import quantise
+from .quantise import quantise
 from ..train.losses import get_loss
 from .emulator import emulate
 

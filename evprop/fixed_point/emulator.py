@@ -1,7 +1,7 @@
 """Lava 0.10's bit-accurate LIF + Dense/DelayDense arithmetic in vectorised numpy (over samples; loop over steps).
 
 Per neuron and step k (one step of `lava.proc.lif.models.AbstractPyLifModelFixed.subthr_dynamics`, same dtypes,
-so overflows wrap exactly as in Lava; constants from evprop.export.quantise):
+so overflows wrap exactly as in Lava; constants from evprop.fixed_point.spec):
 
     a_in  (int32)  = sum over connections c of the int32 message of c arriving in step k
     u_dec (int32)  = sign(u*(4096-du-1)) * (|u*(4096-du-1)| >> 12)          # int64 product, toward zero
@@ -25,8 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evprop.export.quantise import (ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, MESSAGE_MAX,
-                                    UV_HALF, V_MAX, V_MIN, VTH_SHIFT, FixedPointSpec)
+from .spec import (ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, DM_OFFSET, DS_OFFSET, MESSAGE_MAX, UV_HALF, V_MAX, V_MIN,
+                   VTH_SHIFT,
+                   FixedPointSpec)
 
 CHUNK_SAMPLES = 512      # samples emulated at once (memory ~ chunk * neurons * (max_delay + 1) * 8 bytes)
 
@@ -214,3 +215,9 @@ def _concat(fp: FixedPointSpec, parts: list) -> EmulatorResult:
         max_abs_v={n: max(p["max_v"][n] for p in parts) for n in names},
         tape=None if parts[0]["tape"] is None else
         {key: np.concatenate([p["tape"][key] for p in parts]) for key in parts[0]["tape"]})
+
+
+def readout_accuracy(spec, result, data) -> float:
+    """Accuracy of a fixed-point run (emulator or Lava result) on `data`: the spec's readout of its output
+    voltages."""
+    return float(np.mean(spec.scores(result.v_out_float).argmax(axis=1) == data.labels))
