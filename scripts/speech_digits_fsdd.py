@@ -29,11 +29,11 @@ def wilson(accuracy: float, n: int, z: float = 1.96) -> list:
     return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
-def evprop(command: str, run_dir: Path, overrides: list) -> None:
+def evprop_command(command: str, run_dir: Path, overrides: list) -> list:
     args = [sys.executable, "-m", "evprop.pipeline.cli", "--quiet", command, str(CONFIG), "--out", str(run_dir)]
     for item in overrides:
         args += ["--set", item]
-    subprocess.run(args, check=True, cwd=ROOT)
+    return args
 
 
 def speakers_of(manifest: Path) -> list:
@@ -42,28 +42,12 @@ def speakers_of(manifest: Path) -> list:
     return [m.speaker_names[i] for i in sorted(set(m.speakers.tolist()))]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("manifest", type=Path)
-    parser.add_argument("--folds", default="all", help="leave-one-speaker-out folds: all, none, or speaker names")
-    parser.add_argument("--skip-take-split", action="store_true", help="only the speaker folds")
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "fsdd")
-    parser.add_argument("--cache", type=Path, default=ROOT / "data" / "speech_digits" / "cache")
-    parser.add_argument("--result", type=Path, default=ROOT / "benchmarks" / "speech_digits.json")
-    args = parser.parse_args()
-    common = [f"data.manifest='{args.manifest.resolve()}'", "data.test_manifest=''", f"data.cache_dir='{args.cache}'"]
-    result = json.loads(args.result.read_text()) if args.result.is_file() else {}
-    result.update({"config": "configs/speech_digits.toml", "data": "FSDD (Zohar Jackson, CC BY-SA 4.0), "
-                   f"{args.manifest.name}", "command": " ".join(["scripts/speech_digits_fsdd.py"] + sys.argv[1:])})
-    if not args.skip_take_split:
-        run_dir = args.out / "takes"
-        start = time.perf_counter()
-        evprop("run", run_dir, common + [f"data.test_takes={TEST_TAKES}"])
-        report = json.loads((run_dir / "report.json").read_text())
-        acc, n = report["accuracy"], report["accuracy"]["float"]["n_test"]
-        result["take_split"] = {
-            "test_takes": TEST_TAKES, "n_test": n, "wall_s": time.perf_counter() - start,
-            "train_s": report["timing"]["train_s"], "epochs": report["training"]["epochs"],
+def take_split_result(run_dir: Path) -> dict:
+    report = json.loads((run_dir / "report.json").read_text())
+    acc, n = report["accuracy"], report["accuracy"]["float"]["n_test"]
+    return {"test_takes": TEST_TAKES, "n_test": n, "train_s": report["timing"]["train_s"],
+            "epochs": report["training"]["epochs"], "best_epoch": report["training"]["best_epoch"],
+            "best_validation_accuracy": report["training"]["best_validation_accuracy"],
             "float": acc["float"]["test"], "float_ci95": wilson(acc["float"]["test"], n),
             "fixed_point": acc["fixed_point"]["test"], "fixed_point_ci95": wilson(acc["fixed_point"]["test"], n),
             "fixed_minus_float_pp": 100 * (acc["fixed_point"]["test"] - acc["float"]["test"]),
@@ -71,28 +55,71 @@ def main():
             "lava_bit_exact": report["equivalence"]["emulator_vs_lava"]["bit_exact"],
             "reference_linear": acc["reference_linear"]["test"],
             "reference_linear_ci95": wilson(acc["reference_linear"]["test"], n)}
-        args.result.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def fold_result(run_dir: Path) -> dict:
+    train = json.loads((run_dir / "train.json").read_text())
+    n = train["n_test"]
+    return {"n_test": n, "float": train["float_test_accuracy"], "float_ci95": wilson(train["float_test_accuracy"], n),
+            "reference_linear": train["reference_linear"]["test"], "train_s": train["train_s"],
+            "epochs": train["epochs"], "best_epoch": train["best_epoch"],
+            "best_validation_accuracy": train["best_validation_accuracy"]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("manifest", type=Path)
+    parser.add_argument("--folds", default="all", help="leave-one-speaker-out folds: all, none, or speaker names")
+    parser.add_argument("--skip-take-split", action="store_true", help="only the speaker folds")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (each is one process)")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "fsdd")
+    parser.add_argument("--cache", type=Path, default=ROOT / "data" / "speech_digits" / "cache")
+    parser.add_argument("--result", type=Path, default=ROOT / "benchmarks" / "speech_digits.json")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    common = [f"data.manifest='{args.manifest.resolve()}'", "data.test_manifest=''", f"data.cache_dir='{args.cache}'"]
     folds = [] if args.folds == "none" else speakers_of(args.manifest) if args.folds == "all" \
         else args.folds.split(",")
+    runs = [] if args.skip_take_split else [("takes", "run", common + [f"data.test_takes={TEST_TAKES}"])]
+    runs += [(f"loso_{s}", "train", common + [f"data.test_speakers=['{s}']"]) for s in folds]
+    if runs:      # encode once (cached) before the runs start in parallel
+        from evprop.pipeline.build import load_splits
+        from evprop.pipeline.config import load_config
+        load_splits(load_config(CONFIG, runs[0][2]))
+    start, pending, failed = time.perf_counter(), list(runs), []
+    active = []
+    while pending or active:
+        while pending and len(active) < args.jobs:
+            name, command, overrides = pending.pop(0)
+            log = open(args.out / f"{name}.log", "w")
+            active.append((name, subprocess.Popen(evprop_command(command, args.out / name, overrides), cwd=ROOT,
+                                                  stdout=log, stderr=subprocess.STDOUT)))
+        time.sleep(5)
+        for item in list(active):
+            if item[1].poll() is not None:
+                active.remove(item)
+                if item[1].returncode != 0:
+                    failed.append(item[0])
+    result = json.loads(args.result.read_text()) if args.result.is_file() else {}
+    result.update({"config": "configs/speech_digits.toml", "data": "FSDD (Zohar Jackson, CC BY-SA 4.0, "
+                   "github.com/Jakobovski/free-spoken-digit-dataset), " + str(args.manifest.name),
+                   "command": " ".join(["scripts/speech_digits_fsdd.py"] + sys.argv[1:]),
+                   "wall_s": time.perf_counter() - start, "failed": failed})
+    if not args.skip_take_split and "takes" not in failed:
+        result["take_split"] = take_split_result(args.out / "takes")
     per_fold = result.get("leave_one_speaker_out", {}).get("folds", {})
-    for speaker in folds:
-        run_dir = args.out / f"loso_{speaker}"
-        evprop("train", run_dir, common + [f"data.test_speakers=['{speaker}']"])
-        train = json.loads((run_dir / "train.json").read_text())
-        n = train["n_test"]
-        per_fold[speaker] = {"n_test": n, "float": train["float_test_accuracy"],
-                             "float_ci95": wilson(train["float_test_accuracy"], n),
-                             "reference_linear": train["reference_linear"]["test"], "train_s": train["train_s"]}
+    per_fold.update({s: fold_result(args.out / f"loso_{s}") for s in folds if f"loso_{s}" not in failed})
+    if per_fold:
         done = list(per_fold.values())
+        pooled = sum(f["float"] * f["n_test"] for f in done) / sum(f["n_test"] for f in done)
         result["leave_one_speaker_out"] = {
-            "folds": per_fold, "n_folds": len(done),
-            "mean_float": sum(f["float"] for f in done) / len(done),
+            "folds": per_fold, "n_folds": len(done), "mean_float": sum(f["float"] for f in done) / len(done),
             "mean_reference_linear": sum(f["reference_linear"] for f in done) / len(done),
-            "pooled_float_ci95": wilson(sum(f["float"] * f["n_test"] for f in done) / sum(f["n_test"] for f in done),
-                                        sum(f["n_test"] for f in done))}
-        args.result.write_text(json.dumps(result, indent=2) + "\n")
+            "pooled_float_ci95": wilson(pooled, sum(f["n_test"] for f in done))}
+    args.result.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
