@@ -11,22 +11,16 @@ or speaker: every run uses the recipe as it is, only the split keys change.
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from evprop.pipeline.stats import accuracy_interval as wilson
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "speech_digits.toml"
 TEST_TAKES = [0, 1, 2, 3, 4]
-
-
-def wilson(accuracy: float, n: int, z: float = 1.96) -> list:
-    """Wilson score 95% interval of a binomial proportion."""
-    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
 def evprop_command(command: str, run_dir: Path, overrides: list) -> list:
@@ -103,7 +97,8 @@ def main():
     result = json.loads(args.result.read_text()) if args.result.is_file() else {}
     result.update({"config": "configs/speech_digits.toml", "data": "FSDD (Zohar Jackson, CC BY-SA 4.0, "
                    "github.com/Jakobovski/free-spoken-digit-dataset), " + str(args.manifest.name),
-                   "command": " ".join(["scripts/speech_digits_fsdd.py"] + sys.argv[1:]),
+                   "command": " ".join(["scripts/speech_digits_fsdd.py", "<FSDD folder>/" + args.manifest.name]
+                                       + sys.argv[2:]),
                    "wall_s": time.perf_counter() - start, "failed": failed})
     if not args.skip_take_split and "takes" not in failed:
         result["take_split"] = take_split_result(args.out / "takes")
