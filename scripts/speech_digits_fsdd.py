@@ -66,6 +66,8 @@ def main():
     parser.add_argument("--folds", default="all", help="leave-one-speaker-out folds: all, none, or speaker names")
     parser.add_argument("--skip-take-split", action="store_true", help="only the speaker folds")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (each is one process)")
+    parser.add_argument("--collect", action="store_true",
+                        help="run nothing: collect the finished runs under --out (an unfinished one is left out)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "fsdd")
     parser.add_argument("--cache", type=Path, default=ROOT / "data" / "speech_digits" / "cache")
     parser.add_argument("--result", type=Path, default=ROOT / "benchmarks" / "speech_digits.json")
@@ -76,11 +78,16 @@ def main():
         else args.folds.split(",")
     runs = [] if args.skip_take_split else [("takes", "run", common + [f"data.test_takes={TEST_TAKES}"])]
     runs += [(f"loso_{s}", "train", common + [f"data.test_speakers=['{s}']"]) for s in folds]
+    unfinished = []
+    if args.collect:
+        unfinished = [name for name, command, _ in runs
+                      if not (args.out / name / ("report.json" if command == "run" else "train.json")).is_file()]
+        runs = []
     if runs:      # encode once (cached) before the runs start in parallel
         from evprop.pipeline.build import load_splits
         from evprop.pipeline.config import load_config
         load_splits(load_config(CONFIG, runs[0][2]))
-    start, pending, failed = time.perf_counter(), list(runs), []
+    start, pending, failed = time.perf_counter(), list(runs), list(unfinished)
     active = []
     while pending or active:
         while pending and len(active) < args.jobs:

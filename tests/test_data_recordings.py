@@ -15,7 +15,8 @@ from evprop.data.recordings import SplitSettings, cache_file, encode_cached, loa
 from evprop.pipeline.build import load_splits
 from evprop.pipeline.config import ConfigError, load_config
 
-FE = FrontEnd(n_channels=16, f_low_hz=100.0, f_high_hz=3500.0, sample_rate_hz=8000, gain=10.0)
+FE = FrontEnd(n_channels=16, f_low_hz=100.0, f_high_hz=3500.0, sample_rate_hz=8000, gain=10.0,
+              level_percentile=95.0)
 
 
 def write_wav(path, signal, fs):
@@ -140,7 +141,8 @@ def test_cache_reused_and_a_changed_clip_encoded_again(tmp_path, monkeypatch):
     assert stats == {"cached": 11, "encoded": 1} and calls == [[str(tmp_path / "wav/up_bob_1.wav")]]
     index = paths.index(str(tmp_path / "wav/up_bob_1.wav"))
     assert not np.array_equal(changed[index][0], first[index][0])
-    other = FrontEnd(n_channels=16, f_low_hz=100.0, f_high_hz=3500.0, sample_rate_hz=8000, gain=12.0)
+    other = FrontEnd(n_channels=16, f_low_hz=100.0, f_high_hz=3500.0, sample_rate_hz=8000, gain=12.0,
+                     level_percentile=95.0)
     _, stats = encode_cached(paths, other, tmp_path / "cache")          # another front end: its own entries
     assert stats["encoded"] == 12 and cache_file(tmp_path / "cache", other) != cache_file(tmp_path / "cache", FE)
 

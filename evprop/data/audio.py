@@ -4,8 +4,10 @@ Per clip (every choice below is made for real recordings: any sample rate, any l
   1. mono (mean of the channels); the DC offset (the clip's mean) is removed, since a recorder's offset is not
      sound and would otherwise bias the level estimate below;
   2. resampled to sample_rate_hz (scipy resample_poly, anti-aliased);
-  3. level normalisation to the *active* level: the level_percentile-th percentile (default 95) of the RMS of
-     10 ms frames is scaled to `rms`. Unlike the clip's overall RMS this does not depend on how much silence
+  3. level normalisation to the *active* level: the level_percentile-th percentile (95 for recordings: the
+     [audio] default of the pipeline and configs/speech_digits.toml) of the RMS of 10 ms frames is scaled to `rms`.
+     (level_percentile = 0, the FrontEnd default, scales the whole clip's RMS instead: the encoding the synthetic
+     spoken digits were measured with.) Unlike the clip's overall RMS this does not depend on how much silence
      surrounds the word, and unlike the peak it is not fooled by a click or by clipping (a clipped clip has
      flattened peaks, but its frame RMS barely changes). A clip whose active level lies below silence_dbfs
      (dB re full scale) is silence: it is not amplified and yields no spikes (nothing made from noise);
@@ -62,7 +64,7 @@ class FrontEnd:
     tau_mem_ms: float = 2.0
     threshold: float = 1.0
     refractory_ms: float = 1.0
-    level_percentile: float = 95.0
+    level_percentile: float = 0.0
     silence_dbfs: float = -60.0
 
     def __post_init__(self):
@@ -73,8 +75,8 @@ class FrontEnd:
                 or self.refractory_ms < 0:
             raise ValueError("FrontEnd: n_channels >= 1, rms, compression, gain, tau_mem_ms, threshold > 0 and "
                              "refractory_ms >= 0 are required")
-        if not 0 < self.level_percentile <= 100 or self.silence_dbfs >= 0:
-            raise ValueError(f"FrontEnd: need 0 < level_percentile ({self.level_percentile}) <= 100 and "
+        if not 0 <= self.level_percentile <= 100 or self.silence_dbfs >= 0:
+            raise ValueError(f"FrontEnd: need 0 <= level_percentile ({self.level_percentile}) <= 100 and "
                              f"silence_dbfs ({self.silence_dbfs}) < 0")
 
     def key(self) -> str:
@@ -185,7 +187,8 @@ FRAME_MS = 10.0
 
 
 def active_level(signal, rate_hz: float, percentile: float) -> float:
-    """The `percentile`-th percentile of the RMS of consecutive 10 ms frames (the whole clip if shorter).
+    """The `percentile`-th percentile of the RMS of consecutive 10 ms frames (the whole clip if shorter); with
+    percentile 0 the RMS of the whole clip.
 
     >>> x = np.concatenate([np.zeros(800), 0.5 * np.ones(200)])     # 100 ms silence, 25 ms at 0.5
     >>> round(active_level(x, 8000, 95.0), 3), round(float(np.sqrt(np.mean(x ** 2))), 3)
@@ -193,7 +196,7 @@ def active_level(signal, rate_hz: float, percentile: float) -> float:
     """
     frame = max(int(round(rate_hz * FRAME_MS / 1000.0)), 1)
     n = len(signal) // frame
-    if n == 0:
+    if n == 0 or percentile == 0:
         return float(np.sqrt(np.mean(np.square(signal)))) if len(signal) else 0.0
     frames = np.sqrt(np.mean(np.square(signal[:n * frame]).reshape(n, frame), axis=1))
     return float(np.percentile(frames, percentile))

@@ -103,7 +103,8 @@ SCHEMA = {
         "tau_mem_ms": Field(NUMBER, 2.0, _positive, "a time constant > 0 ms"),
         "threshold": Field(NUMBER, 1.0, _positive, "a threshold > 0"),
         "refractory_ms": Field(NUMBER, 1.0, _non_negative, "a time >= 0 ms"),
-        "level_percentile": Field(NUMBER, 95.0, lambda x: 0 < x <= 100, "a percentile in (0, 100]"),
+        "level_percentile": Field(NUMBER, 95.0, lambda x: 0 <= x <= 100,
+                                  "a percentile in [0, 100] of 10 ms frame levels (0: the whole clip's RMS)"),
         "silence_dbfs": Field(NUMBER, -60.0, lambda x: x < 0, "a level < 0 dB re full scale"),
     },
     "augment": {
