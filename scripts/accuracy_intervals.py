@@ -1,5 +1,7 @@
 """95% intervals of the accuracies and accuracy differences the README quotes from stored results that hold only
-accuracies (no per-sample predictions): benchmarks/deploy_check.json and benchmarks/yinyang_delays.json.
+accuracies (no per-sample predictions): benchmarks/deploy_check.json, benchmarks/yinyang_delays.json, and the
+default run's table (DEFAULT_RUN below: the README's numbers of commit 411b9c8, whose run directory was not stored;
+scripts/job_results.py configs/default.toml stores the next measurement in benchmarks/default.json).
 
 - one accuracy of n test samples: Wilson score interval;
 - two accuracies on n test samples each: Newcombe's hybrid score interval from the counts (it ignores the pairing
@@ -25,6 +27,7 @@ from evprop.pipeline.stats import difference_interval_counts, excludes_zero, wil
 
 YINYANG_TEST_SAMPLES = 1000     # configs/yinyang_delays.toml and yinyang_nodelay.toml: data.test_size default
 DEPLOY_TEST_SAMPLES = 1000      # scripts/deploy_check.py: the whole Yin-Yang test set
+DEFAULT_RUN = {"float_test": 0.967, "fixed_point_test": 0.964, "n_test": 1000, "lava_test": 0.95, "lava_samples": 20}
 
 
 def pct(interval) -> list:
@@ -78,11 +81,22 @@ def yinyang_delays(path: Path) -> dict:
     return out
 
 
+def default_run() -> dict:
+    run, n = DEFAULT_RUN, DEFAULT_RUN["n_test"]
+    return {"source": "README default-run table, measured in commit 411b9c8 (not stored)",
+            "float_test_ci95_pct": pct(wilson_interval(counted(run["float_test"], n), n)),
+            "fixed_point_test_ci95_pct": pct(wilson_interval(counted(run["fixed_point_test"], n), n)),
+            "fixed_point_minus_float": difference(run["float_test"], run["fixed_point_test"], n),
+            "lava_test_ci95_pct": pct(wilson_interval(counted(run["lava_test"], run["lava_samples"]),
+                                                      run["lava_samples"]))}
+
+
 def main() -> int:
     bench = ROOT / "benchmarks"
     result = {"method": __doc__.split("\n\n")[1],
               "deploy_check": deploy_check(bench / "deploy_check.json"),
-              "yinyang_delays": yinyang_delays(bench / "yinyang_delays.json")}
+              "yinyang_delays": yinyang_delays(bench / "yinyang_delays.json"),
+              "default_run": default_run()}
     (bench / "accuracy_intervals.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0

@@ -83,7 +83,7 @@ def small_network(n_in: int, hidden: int, n_out: int, steps: int, max_delay: int
     def delays(shape):
         return rng.uniform(0, max_delay, shape) if max_delay else None
 
-    conns = (Connection("input", "hidden", rng.normal(1.2, 0.6, (n_in, hidden)) * 4.0 / n_in ** 0.5,
+    conns = (Connection("input", "hidden", rng.normal(1.2, 0.6, (n_in, hidden)) * 8.0 / n_in,
                         delays((n_in, hidden)), max_delay),
              Connection("hidden", "hidden", rng.normal(0.0, 0.3, (hidden, hidden)) / hidden ** 0.5,
                         delays((hidden, hidden)), max_delay),

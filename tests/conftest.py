@@ -10,6 +10,19 @@ MLGENN = DATA / "mlgenn"                          # mlGeNN's own numbers; origin
 REFERENCE = MLGENN / "tiny_cases.json"
 
 
+def pytest_configure(config):
+    """Lava's runtime sets multiprocessing's start method when it is imported (without force), and numba's parallel
+    kernels fix the default start method when they first start their threads: a test importing Lava in this
+    process after one that trained failed with 'context has already been set'. Import Lava's runtime first, when
+    Lava is installed, so the order of tests does not matter."""
+    import importlib.util
+    try:
+        if importlib.util.find_spec("lava.magma.runtime") is not None:
+            import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
+    except ImportError:
+        pass
+
+
 @pytest.fixture(scope="session")
 def lava():
     """Tests and fixtures that run Lava request this (modules: `pytestmark = pytest.mark.usefixtures("lava")`):

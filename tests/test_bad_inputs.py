@@ -170,7 +170,8 @@ def test_bad_input_is_one_line_and_leaves_nothing_half_written(name, tmp_path, g
 def test_verify_and_run_without_lava_name_the_extra_and_python(good_run, tmp_path, capsys, monkeypatch):
     """As on Python 3.12: `import lava` fails. Both commands stop before doing any work, in one line that says
     Lava is the [lava] extra for Python 3.10; verify writes no gate.json, run creates no run directory."""
-    monkeypatch.setitem(sys.modules, "lava", None)
+    for name in ["lava"] + [m for m in sys.modules if m.startswith("lava.")]:    # conftest imported some of Lava
+        monkeypatch.setitem(sys.modules, name, None)
     run = _run_copy(good_run, tmp_path, lambda r: None)
     before = sorted(p.name for p in run.iterdir())
     for argv in (["verify", str(run)], ["run", str(DEFAULT), "--out", str(tmp_path / "new"), *SMALL]):

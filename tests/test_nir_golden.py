@@ -74,6 +74,7 @@ def test_fixed_point_from_the_file_emulates_to_the_stored_integers(expected):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("lava")
 def test_lava_runs_the_file_to_the_stored_integers(expected):
     lava = run_lava(GOLDEN, MAKER.golden_inputs(), timeout_s=240.0)
     np.testing.assert_array_equal(lava.hidden_spikes["hidden"], expected["fixed_hidden_spikes"])

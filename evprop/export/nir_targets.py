@@ -79,7 +79,9 @@ class EulerImporter:
                    feed-forward input x passing through the recurrent weights; a three-node cycle is left alone
                    and runs as LIF(x + W s_previous)
     how_to_run:    one line: how to import the file and where the readout voltage is
-    load:          (graph, importer dt [s]) -> the library's torch model (imports the library)
+    load:          (graph, importer dt [s], float64) -> the library's torch model (imports the library); float64:
+                   every parameter and state in float64 instead of the library's float32 (to tell rounding apart
+                   from a wrong mapping)
     voltage:       (neuron module, what its forward returned) -> its voltage v after the call
     """
 
@@ -108,21 +110,45 @@ class EulerImporter:
         return fields, k
 
 
-def _load_snntorch(graph: nir.NIRGraph, dt_s: float):
-    from snntorch.import_nir import import_from_nir
-    return import_from_nir(graph)
+def _load_snntorch(graph: nir.NIRGraph, dt_s: float, float64: bool):
+    from functools import partial
+    from unittest import mock
+    import nirtorch
+    import torch
+    from snntorch import import_nir
+    if not float64:
+        return import_nir.import_from_nir(graph)
+    # snnTorch makes a layer-wide alpha/beta/threshold with torch.as_tensor(python float), i.e. in the default
+    # dtype, and nirtorch.nir_to_torch casts the finished model to its dtype argument (float32 unless given)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        with mock.patch.object(import_nir.nirtorch, "nir_to_torch",
+                               partial(nirtorch.nir_to_torch, dtype=torch.float64)):
+            return import_nir.import_from_nir(graph)
+    finally:
+        torch.set_default_dtype(default)
 
 
-def _load_norse(graph: nir.NIRGraph, dt_s: float):
+def _load_norse(graph: nir.NIRGraph, dt_s: float, float64: bool):
+    from unittest import mock
+    import torch
     from norse.torch import from_nir
-    return from_nir(graph, dt=dt_s)
+    from norse.torch.utils import import_nir
+    if not float64:
+        return from_nir(graph, dt=dt_s)
+    # norse keeps w_in, r and the neuron parameters in plain tensors that .double() does not reach; all of them
+    # are made by import_nir._to_tensor (float32), so it is swapped for a float64 one while importing
+    as_float64 = lambda value: torch.as_tensor(np.asarray(value), dtype=torch.float64)
+    with mock.patch.object(import_nir, "_to_tensor", as_float64):
+        return from_nir(graph, dt=dt_s)
 
 
 SNNTORCH = EulerImporter(
     name="snntorch", version="1.0.0", fixed_dt_s=1e-4, unit_gains=True, relay_recurrence=True,
-    how_to_run="snntorch.import_nir.import_from_nir(nir.read(path)); call model(x_t) once per step with "
-               "x_t [batch, n_in] (state lives in the modules: snntorch.utils.reset between samples); "
-               "readout voltage: model.<readout>.mem after each call",
+    how_to_run="snntorch.import_nir.import_from_nir(nir.read(path)); out, state = model(x_t, state) once per "
+               "step, x_t [batch, n_in] (the recurrent input travels in state; the neurons also keep state "
+               "inside the modules: import afresh for a new batch); readout voltage: model.<readout>.mem",
     load=_load_snntorch, voltage=lambda module, result: module.mem)
 NORSE = EulerImporter(
     name="norse", version="1.1.0", fixed_dt_s=None, unit_gains=False, relay_recurrence=False,
@@ -203,9 +229,10 @@ def export_nir_for(path, spec: NetworkSpec, target: str) -> dict:
     return metadata
 
 
-def run_imported(path, rasters: np.ndarray) -> tuple:
+def run_imported(path, rasters: np.ndarray, float64: bool = False) -> tuple:
     """Import the file written by `export_nir_for` with its library (torch and the library must be installed) and
-    run it on input rasters [B, T, n_in], all samples as one batch, one call per step. Returns
+    run it on input rasters [B, T, n_in], all samples as one batch, one call per step, in the library's float32
+    (or, float64=True, in float64 throughout). Returns
     ({LIF layer: bool spikes [B, T, n]}, readout voltages [B, T, n_out]) in evprop's time frame (module docstring:
     a layer at latency L is shifted by L steps, its first L steps zero), comparable with evprop's own run."""
     import torch
@@ -218,7 +245,7 @@ def run_imported(path, rasters: np.ndarray) -> tuple:
     convention = importer(str(meta["target"]))
     latency = json.loads(str(meta["layer_latency_steps"]))
     readout = str(meta["readout_node"])
-    model = convention.load(graph, float(meta["importer_dt_s"]))
+    model = convention.load(graph, float(meta["importer_dt_s"]), float64)
     calls = {name: [] for name in latency}
     voltages = []
 
@@ -231,7 +258,11 @@ def run_imported(path, rasters: np.ndarray) -> tuple:
 
     for name in latency:
         model.get_submodule(name).register_forward_hook(record(name))
-    x = torch.as_tensor(np.asarray(rasters), dtype=torch.float32)
+    if float64:     # snnTorch's spike function returns float32 0/1 whatever its input: exact in float64
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.register_forward_pre_hook(lambda module, args: tuple(a.double() for a in args))
+    x = torch.as_tensor(np.asarray(rasters), dtype=torch.float64 if float64 else torch.float32)
     state = None
     with torch.no_grad():
         for t in range(x.shape[1]):
