@@ -76,17 +76,19 @@ def test_csv_manifest_and_errors(tmp_path):
     entries, classes = collect_sources(tmp_path / "m.csv")
     assert classes == ["no", "yes"] and [(e[1], e[2]) for e in entries] == [(1, 3), (0, 4)]
     assert entries[0][0] == tmp_path / "a.wav"
+    (tmp_path / "names.csv").write_text("path,label,speaker\na.wav,yes,george\nb.wav,no,lucas\n")
+    assert [e[2] for e in collect_sources(tmp_path / "names.csv")[0]] == [0, 1]
     (tmp_path / "n.csv").write_text("path,label\na.wav,2\nb.wav,0\n")
     entries, classes = collect_sources(tmp_path / "n.csv")
     assert classes == ["0", "1", "2"] and [e[1] for e in entries] == [2, 0]
     (tmp_path / "bad.csv").write_text("file,class\na.wav,1\n")
-    with pytest.raises(ValueError, match="bad.csv: a manifest needs a header 'path,label"):
+    with pytest.raises(ValueError, match="bad.csv: line 1: header .* must name the columns 'path' and 'label'"):
         collect_sources(tmp_path / "bad.csv")
-    (tmp_path / "spk.csv").write_text("path,label,speaker\na.wav,1,x\n")
-    with pytest.raises(ValueError, match="line 2: speaker 'x' is not an integer"):
+    (tmp_path / "spk.csv").write_text("path,label,speaker\na.wav,1,x\nb.wav,1,4\n")
+    with pytest.raises(ValueError, match="spk.csv: line 3: speaker '4' is an integer but other speakers are names"):
         collect_sources(tmp_path / "spk.csv")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="no class sub-folders"):
+    with pytest.raises(ValueError, match="no <class>/\\*.wav files"):
         collect_sources(tmp_path / "empty")
     (tmp_path / "junk.wav").write_bytes(b"RIFF0000WAVEjunk")
     with pytest.raises(ValueError, match="junk.wav: not a readable WAV file"), warnings.catch_warnings():
@@ -102,6 +104,6 @@ def test_cli_writes_file_and_raster(tmp_path, capsys):
                  "--raster", str(tmp_path / "r.png")]) == 0
     assert (tmp_path / "o.h5").is_file() and (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
     assert main([str(tmp_path / "nothing"), str(tmp_path / "o2.h5")]) == 2
-    assert "neither a folder of class sub-folders nor a .csv manifest" in capsys.readouterr().err
+    assert "manifest not found" in capsys.readouterr().err
     plot_raster(np.array([1.0, 2.0]), np.array([0, 3]), tmp_path / "p.png", n_channels=4)
     assert (tmp_path / "p.png").stat().st_size > 1000

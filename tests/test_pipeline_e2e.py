@@ -61,6 +61,8 @@ def test_run_leaves_every_file_and_a_complete_report(small_run):
     assert report["spikes"]["synaptic_ops_per_sample"] > report["spikes"]["per_layer"]["hidden"]["mean_per_sample"]
     assert 0.4 < report["accuracy"]["float"]["test"] <= 1.0
     assert abs(report["accuracy"]["fixed_point"]["test"] - report["accuracy"]["float"]["test"]) < 0.1
+    linear = report["accuracy"]["reference_linear"]            # Yin-Yang: 3 classes, well above chance (1/3)
+    assert 0.45 < linear["test"] <= 1.0 and linear["n_test"] == report["accuracy"]["float"]["n_test"]
     assert len((run_dir / "history.jsonl").read_text().splitlines()) == 3
     html = (run_dir / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 2 and "ESTIMATE" in html

@@ -1,30 +1,42 @@
-"""Audio -> spikes: a cochlear front end that writes SHD-format files (hsd.write_hsd_file).
+"""Audio -> spikes: a cochlear front end for recordings, and SHD-format files of it (hsd.write_hsd_file).
 
-Per clip:  mono, resampled to sample_rate_hz (scipy resample_poly), RMS-normalised to `rms`
-        -> n_channels ERB-spaced 4th-order gammatone filters (Glasberg & Moore ERB scale, f_low_hz..f_high_hz,
-           low frequencies first; scipy.signal.gammatone's IIR design, run as 4 biquads per channel)
-        -> half-wave rectification -> compression r ** compression -> times gain
-        -> one LIF per channel: v <- d v + (1 - d) drive with d = exp(-1 / (fs tau_mem)); spike and reset to 0
-           when v >= threshold; then refractory for refractory_ms (v held at 0).
-The filter bank, rectifier and LIFs run fused in one numba loop (samples outer, channels inner).
+Per clip (every choice below is made for real recordings: any sample rate, any level, clipped or offset):
+  1. mono (mean of the channels); the DC offset (the clip's mean) is removed, since a recorder's offset is not
+     sound and would otherwise bias the level estimate below;
+  2. resampled to sample_rate_hz (scipy resample_poly, anti-aliased);
+  3. level normalisation to the *active* level: the level_percentile-th percentile (95 for recordings: the
+     [audio] default of the pipeline and configs/speech_digits.toml) of the RMS of 10 ms frames is scaled to `rms`.
+     (level_percentile = 0, the FrontEnd default, scales the whole clip's RMS instead: the encoding the synthetic
+     spoken digits were measured with.) Unlike the clip's overall RMS this does not depend on how much silence
+     surrounds the word, and unlike the peak it is not fooled by a click or by clipping (a clipped clip has
+     flattened peaks, but its frame RMS barely changes). A clip whose active level lies below silence_dbfs
+     (dB re full scale) is silence: it is not amplified and yields no spikes (nothing made from noise);
+  4. n_channels ERB-spaced 4th-order gammatone filters (Glasberg & Moore ERB scale, f_low_hz..f_high_hz, low
+     frequencies first; scipy.signal.gammatone's IIR design, run as 4 biquads per channel). Channels cover the
+     band the recording has only if f_high_hz stays below the recording's Nyquist frequency: a channel centred
+     above half the clip's own sample rate receives nothing but the filter skirts (upsampling adds no content).
+     `silent_channels` counts them and the encoder logs the count once per sample rate; for telephone-band or
+     8 kHz recordings choose f_high_hz <= 3800 Hz and sample_rate_hz = 8000 (configs/speech_digits.toml);
+  5. half-wave rectification -> compression r ** compression -> times gain;
+  6. one LIF per channel: v <- d v + (1 - d) drive with d = exp(-1 / (fs tau_mem)); spike and reset to 0 when
+     v >= threshold; then refractory for refractory_ms (v held at 0).
+Steps 4-6 run fused in one numba loop (samples outer, channels inner).
 
 This is not SHD's Lauscher model (hydrodynamic basilar membrane, Meddis hair cell, bushy cells; LGPL, minutes per
 clip); spike statistics differ (Cramer et al. 2020, section II-A).
 
-SRC for `encode_to_hsd` is a folder with one sub-folder per class (class names = sorted folder names; every WAV
-below is a sample of speaker 0) or a CSV manifest with a header `path,label[,speaker]` (relative paths are
-relative to the CSV; labels are integers or class names, names are sorted into integers).
+SRC for `encode_to_hsd` is a folder with one sub-folder per class or a CSV manifest (evprop.data.manifest).
+Progress is reported through an `on_progress(done, total)` callback (the pipeline draws a bar with it).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +44,8 @@ from numba import njit
 from scipy.io import wavfile
 from scipy.signal import gammatone, resample_poly, zpk2sos
 
-from ..pipeline.progress import ProgressBar
 from .hsd import write_hsd_file
+from .manifest import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +64,8 @@ class FrontEnd:
     tau_mem_ms: float = 2.0
     threshold: float = 1.0
     refractory_ms: float = 1.0
+    level_percentile: float = 0.0
+    silence_dbfs: float = -60.0
 
     def __post_init__(self):
         if not 0 < self.f_low_hz < self.f_high_hz < self.sample_rate_hz / 2:
@@ -61,6 +75,13 @@ class FrontEnd:
                 or self.refractory_ms < 0:
             raise ValueError("FrontEnd: n_channels >= 1, rms, compression, gain, tau_mem_ms, threshold > 0 and "
                              "refractory_ms >= 0 are required")
+        if not 0 <= self.level_percentile <= 100 or self.silence_dbfs >= 0:
+            raise ValueError(f"FrontEnd: need 0 <= level_percentile ({self.level_percentile}) <= 100 and "
+                             f"silence_dbfs ({self.silence_dbfs}) < 0")
+
+    def key(self) -> str:
+        """Every parameter, as text: what an encoding depends on besides the audio (cache keys)."""
+        return "|".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
 
 
 # ------------------------------------------------------------------------------------------ filter bank
@@ -162,14 +183,49 @@ def read_wav(path):
     return (data.mean(axis=1) if data.ndim == 2 else data), int(rate)
 
 
+FRAME_MS = 10.0
+
+
+def active_level(signal, rate_hz: float, percentile: float) -> float:
+    """The `percentile`-th percentile of the RMS of consecutive 10 ms frames (the whole clip if shorter); with
+    percentile 0 the RMS of the whole clip.
+
+    >>> x = np.concatenate([np.zeros(800), 0.5 * np.ones(200)])     # 100 ms silence, 25 ms at 0.5
+    >>> round(active_level(x, 8000, 95.0), 3), round(float(np.sqrt(np.mean(x ** 2))), 3)
+    (0.5, 0.224)
+    """
+    frame = max(int(round(rate_hz * FRAME_MS / 1000.0)), 1)
+    n = len(signal) // frame
+    if n == 0 or percentile == 0:
+        return float(np.sqrt(np.mean(np.square(signal)))) if len(signal) else 0.0
+    frames = np.sqrt(np.mean(np.square(signal[:n * frame]).reshape(n, frame), axis=1))
+    return float(np.percentile(frames, percentile))
+
+
 def prepare_signal(signal, rate_hz: int, front_end: FrontEnd) -> np.ndarray:
-    """Resample to front_end.sample_rate_hz and scale to RMS front_end.rms (a silent clip stays silent)."""
+    """DC removed, resampled to front_end.sample_rate_hz, active level scaled to front_end.rms; a clip whose
+    active level lies below front_end.silence_dbfs comes back as zeros (silence stays silent)."""
     signal = np.asarray(signal, dtype=np.float64)
+    signal = signal - signal.mean() if len(signal) else signal
     if rate_hz != front_end.sample_rate_hz:
         g = math.gcd(int(rate_hz), front_end.sample_rate_hz)
         signal = resample_poly(signal, front_end.sample_rate_hz // g, int(rate_hz) // g)
-    rms = np.sqrt(np.mean(signal ** 2)) if len(signal) else 0.0
-    return signal * (front_end.rms / rms) if rms > 0 else signal
+    level = active_level(signal, front_end.sample_rate_hz, front_end.level_percentile)
+    if level <= 10.0 ** (front_end.silence_dbfs / 20.0):
+        return np.zeros_like(signal)
+    return signal * (front_end.rms / level)
+
+
+def silent_channels(front_end: FrontEnd, rate_hz: float) -> int:
+    """How many channels are centred above the Nyquist frequency of audio recorded at rate_hz (or of the front
+    end's own rate, if lower): they get no signal, only filter skirts.
+
+    >>> silent_channels(FrontEnd(n_channels=700), 8000), silent_channels(FrontEnd(n_channels=700), 16000)
+    (120, 0)
+    """
+    nyquist_hz = 0.5 * min(rate_hz, front_end.sample_rate_hz)
+    return int(np.count_nonzero(erb_space(front_end.n_channels, front_end.f_low_hz, front_end.f_high_hz)
+                                > nyquist_hz))
 
 
 _SOS_CACHE: dict = {}
@@ -204,66 +260,46 @@ def audio_file_spikes(path, front_end: FrontEnd = FrontEnd()):
 
 # ------------------------------------------------------------------------------------------ sources and files
 
-def _folder_sources(src: Path):
-    classes = sorted(p.name for p in src.iterdir() if p.is_dir())
-    if not classes:
-        raise ValueError(f"{src}: no class sub-folders (expected <src>/<class>/*.wav or a CSV manifest)")
-    entries = [(wav, label, 0) for label, name in enumerate(classes) for wav in sorted((src / name).rglob("*.wav"))]
-    return entries, classes
-
-
-def _csv_sources(src: Path):
-    with open(src, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or "path" not in rows[0] or "label" not in rows[0]:
-        raise ValueError(f"{src}: a manifest needs a header 'path,label[,speaker]' and at least one row")
-    labels = [row["label"].strip() for row in rows]
-    if all(label.lstrip("-").isdigit() for label in labels):
-        ids = [int(label) for label in labels]
-        if min(ids) < 0:
-            raise ValueError(f"{src}: labels must be >= 0")
-        classes = [str(i) for i in range(max(ids) + 1)]
-    else:
-        classes = sorted(set(labels))
-        ids = [classes.index(label) for label in labels]
-    entries = []
-    for line, (row, label) in enumerate(zip(rows, ids), start=2):
-        speaker = row.get("speaker") or "0"
-        if not speaker.strip().isdigit():
-            raise ValueError(f"{src}: line {line}: speaker '{speaker}' is not an integer >= 0")
-        path = Path(row["path"].strip())
-        entries.append((path if path.is_absolute() else src.parent / path, label, int(speaker)))
-    return entries, classes
-
-
 def collect_sources(src):
-    """([(wav path, label, speaker)], class names) from a class-folder tree or a CSV manifest."""
-    src = Path(src)
-    if src.is_dir():
-        entries, classes = _folder_sources(src)
-    elif src.is_file() and src.suffix.lower() == ".csv":
-        entries, classes = _csv_sources(src)
-    else:
-        raise ValueError(f"{src}: neither a folder of class sub-folders nor a .csv manifest")
-    if not entries:
-        raise ValueError(f"{src}: no WAV files found")
-    return entries, classes
+    """([(wav path, label, speaker)], class names) of a class-folder tree or a CSV manifest (evprop.data.manifest)."""
+    manifest = read_manifest(src)
+    entries = [(Path(p), int(label), int(speaker))
+               for p, label, speaker in zip(manifest.paths, manifest.labels, manifest.speakers)]
+    return entries, list(manifest.class_names)
 
 
-def encode_to_hsd(src, out_path, front_end: FrontEnd = FrontEnd(), class_names=None) -> dict:
+def log_silent_channels(front_end: FrontEnd, rate_hz: int, seen: set) -> None:
+    """Log once per sample rate how many channels lie above that rate's Nyquist frequency."""
+    if rate_hz in seen:
+        return
+    seen.add(rate_hz)
+    silent = silent_channels(front_end, rate_hz)
+    if silent:
+        log.warning("audio at %d Hz has no content above %.0f Hz: %d of %d channels (f_high_hz %.0f Hz) stay "
+                    "silent; set f_high_hz below %.0f Hz to spread the channels over the recorded band", rate_hz,
+                    rate_hz / 2, silent, front_end.n_channels, front_end.f_high_hz, rate_hz / 2)
+
+
+def encode_files(paths, front_end: FrontEnd = FrontEnd(), on_progress=None):
+    """([(times_ms, channels)] one per file, audio seconds): the spikes of every WAV file; on_progress(done, total)
+    after each file."""
+    samples, audio_s, seen = [], 0.0, set()
+    for done, path in enumerate(paths, start=1):
+        signal, rate = read_wav(path)
+        log_silent_channels(front_end, rate, seen)
+        audio_s += len(signal) / rate
+        samples.append(cochlea_spikes(signal, rate, front_end))
+        if on_progress is not None:
+            on_progress(done, len(paths))
+    return samples, audio_s
+
+
+def encode_to_hsd(src, out_path, front_end: FrontEnd = FrontEnd(), class_names=None, on_progress=None) -> dict:
     """Encode every clip of SRC and write an SHD-format file; returns timing numbers for the report:
     {'clips', 'audio_s', 'compute_s', 'realtime_factor', 'spikes'}."""
     entries, classes = collect_sources(src) if not isinstance(src, list) else (src, class_names)
-    samples, audio_s, start = [], 0.0, time.perf_counter()
-    bar = ProgressBar(f"encoding {Path(out_path).name}", len(entries), unit="clips")    # draws only on a TTY
-    try:
-        for path, _, _ in entries:
-            signal, rate = read_wav(path)
-            audio_s += len(signal) / rate
-            samples.append(cochlea_spikes(signal, rate, front_end))
-            bar.update(1)
-    finally:
-        bar.close()
+    start = time.perf_counter()
+    samples, audio_s = encode_files([e[0] for e in entries], front_end, on_progress)
     compute_s = time.perf_counter() - start
     write_hsd_file(out_path, samples, [e[1] for e in entries], [e[2] for e in entries], classes,
                    front_end.n_channels)
@@ -296,7 +332,7 @@ def plot_raster(times_ms, channels, png_path, title: str = "", n_channels: int |
 def main(argv=None) -> int:
     """python -m evprop.data.audio SRC OUT.h5 [--channels N] [--raster PNG]"""
     parser = argparse.ArgumentParser(prog="python -m evprop.data.audio", description=__doc__.splitlines()[0])
-    parser.add_argument("src", help="folder with one sub-folder per class, or a CSV manifest path,label[,speaker]")
+    parser.add_argument("src", help="folder with one sub-folder per class, or a CSV manifest path,label[,speaker][,take]")
     parser.add_argument("out", help="SHD-format HDF5 file to write")
     parser.add_argument("--channels", type=int, default=700)
     parser.add_argument("--raster", help="also write a PNG raster of the first clip")

@@ -13,13 +13,12 @@ from ..data.yinyang import encode_latency, yinyang_numpy
 from ..model.readouts import get_readout
 from ..model.spec import Connection, InputLayer, LIFLayer, LILayer, NetworkSpec
 from .config import n_steps
+from .progress import terminal_bar
 
 
 def load_splits(config: dict) -> dict:
     """{'train', 'validation', 'test'} SpikeData for the configured data set, through the input delay line."""
-    loader = {"yinyang": _yinyang, "sequence_detection": _sequence_detection, "digits": _digits,
-              "shd": _hsd, "ssc": _hsd, "spoken_digits": _spoken_digits}[config["data"]["dataset"]]
-    splits = loader(config)
+    splits = LOADERS[config["data"]["dataset"]](config)
     net = config["network"]
     return {name: delay_line(data, net["input_delay_copies"], net["input_delay_spacing_ms"], net["dt_ms"])
             for name, data in splits.items()}
@@ -75,6 +74,51 @@ def _spoken_digits(config: dict) -> dict:
     train_idx, val_idx = random_holdout(len(train.spikes), data["validation_size"], data["seeds"][0])
     return {"train": subset_split(train, train_idx).spikes, "validation": subset_split(train, val_idx).spikes,
             "test": load("test").spikes}
+
+
+def split_settings(config: dict):
+    """The data.* keys that choose test and validation parts of recordings (evprop.data.recordings)."""
+    from ..data.recordings import SplitSettings
+    data = config["data"]
+    return SplitSettings(test_manifest=data["test_manifest"], test_speakers=tuple(data["test_speakers"]),
+                         test_takes=tuple(data["test_takes"]), test_fraction=data["test_fraction"],
+                         validation_size=data["validation_size"], validation_split=data["validation_split"],
+                         seed=data["seeds"][0])
+
+
+def front_end(config: dict):
+    from ..data.audio import FrontEnd
+    return FrontEnd(**config["audio"])
+
+
+def _audio(config: dict) -> dict:
+    """Recordings of data.manifest, encoded by the front end of [audio] (cached), split per data.test_* keys."""
+    from ..data.recordings import load_audio_splits
+    data = config["data"]
+    bar = terminal_bar("encoding recordings", 1, unit="clips")
+
+    def on_progress(done, total):
+        bar.total = total
+        bar.update(done - bar.done)
+        if done >= total:
+            bar.close()
+
+    splits = load_audio_splits(data["manifest"], front_end(config), split_settings(config),
+                               config["network"]["dt_ms"], n_steps(config), data["cache_dir"] or None, on_progress)
+    return splits.data
+
+
+def _hsd_files(config: dict) -> dict:
+    """Two SHD-format files (data.train_file, data.test_file); validation from the training file."""
+    from ..data.recordings import hsd_file_splits
+    data = config["data"]
+    return hsd_file_splits(data["train_file"], data["test_file"], split_settings(config), config["network"]["dt_ms"],
+                           n_steps(config), data["channel_factor"], data["cache_dir"] or None)
+
+
+# data.dataset -> loader(config) -> {'train', 'validation', 'test'} SpikeData
+LOADERS = {"yinyang": _yinyang, "sequence_detection": _sequence_detection, "digits": _digits, "shd": _hsd,
+           "ssc": _hsd, "spoken_digits": _spoken_digits, "audio": _audio, "hsd": _hsd_files}
 
 
 def hidden_sizes(net: dict) -> list:

@@ -256,8 +256,15 @@ def cmd_data(args) -> int:
             print(path)
     elif args.data_command == "encode-audio":
         from ..data.audio import FrontEnd, audio_file_spikes, collect_sources, encode_to_hsd, plot_raster
+        from .progress import terminal_bar
         front_end = FrontEnd(n_channels=args.channels)
-        print(json.dumps(encode_to_hsd(args.src, args.out, front_end)))
+        bar = terminal_bar(f"encoding {args.out.name}", 1, unit="clips")
+
+        def on_progress(done, total):
+            bar.total = total
+            bar.update(done - bar.done)
+        print(json.dumps(encode_to_hsd(args.src, args.out, front_end, on_progress=on_progress)))
+        bar.close()
         if args.raster:
             entries, _ = collect_sources(args.src)
             if not 0 <= args.sample < len(entries):

@@ -65,7 +65,18 @@ NUMBER = (int, float)
 SCHEMA = {
     "name": Field(str, "", None),
     "data": {
-        "dataset": _one_of("yinyang", "sequence_detection", "digits", "shd", "ssc", "spoken_digits"),
+        "dataset": _one_of("yinyang", "sequence_detection", "digits", "shd", "ssc", "spoken_digits", "audio", "hsd"),
+        "manifest": Field(str, "", None, "a CSV path,label[,speaker][,take] or a folder of class sub-folders "
+                                         "(dataset 'audio')"),
+        "test_manifest": Field(str, "", None, "a manifest of the test recordings ('' = split data.manifest)"),
+        "test_speakers": Field(list, [], lambda x: all(isinstance(v, (str, int)) and not isinstance(v, bool)
+                                                       for v in x), "a list of speaker names or integers"),
+        "test_takes": Field(list, [], lambda x: all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                    for v in x), "a list of take numbers >= 0 (FSDD: [0, 1, 2, 3, 4])"),
+        "test_fraction": Field(NUMBER, 0.2, lambda x: 0 < x < 1, "a fraction in (0, 1) (random test split)"),
+        "validation_split": _one_of("random", "speakers"),
+        "train_file": Field(str, "", None, "an SHD-format HDF5 file (dataset 'hsd')"),
+        "test_file": Field(str, "", None, "an SHD-format HDF5 file (dataset 'hsd')"),
         "root": Field(str, "", None, "a folder (SHD/SSC in tonic's layout <root>/SHD, <root>/SSC; spoken digits: "
                                      "the folder `evprop data spoken-digits` wrote)"),
         "protocol": _one_of("train_test", "loso", "official"),
@@ -81,6 +92,21 @@ SCHEMA = {
         "t_early_ms": Field(NUMBER, 2.0, _non_negative, "a time >= 0 ms (latency codes: value 1 fires here)"),
         "t_late_ms": Field(NUMBER, 27.0, _positive, "a time > 0 ms"),
         "bias_time_ms": Field(NUMBER, 0.0, None, "a time in ms (negative: no bias spike)"),
+    },
+    "audio": {          # the cochlear front end of dataset 'audio' (evprop.data.audio.FrontEnd)
+        "n_channels": Field(int, 700, _at_least_one, "an integer >= 1"),
+        "f_low_hz": Field(NUMBER, 50.0, _positive, "a frequency > 0 Hz"),
+        "f_high_hz": Field(NUMBER, 7200.0, _positive, "a frequency > 0 Hz below sample_rate_hz / 2"),
+        "sample_rate_hz": Field(int, 16000, _positive, "a sample rate > 0 Hz"),
+        "rms": Field(NUMBER, 0.3, _positive, "a level > 0 (full scale 1)"),
+        "compression": Field(NUMBER, 0.25, _positive, "an exponent > 0"),
+        "gain": Field(NUMBER, 3.0, _positive, "a gain > 0"),
+        "tau_mem_ms": Field(NUMBER, 2.0, _positive, "a time constant > 0 ms"),
+        "threshold": Field(NUMBER, 1.0, _positive, "a threshold > 0"),
+        "refractory_ms": Field(NUMBER, 1.0, _non_negative, "a time >= 0 ms"),
+        "level_percentile": Field(NUMBER, 95.0, lambda x: 0 <= x <= 100,
+                                  "a percentile in [0, 100] of 10 ms frame levels (0: the whole clip's RMS)"),
+        "silence_dbfs": Field(NUMBER, -60.0, lambda x: x < 0, "a level < 0 dB re full scale"),
     },
     "augment": {
         "blend_p": Field(NUMBER, 0.0, lambda x: 0 <= x <= 1, "a probability in [0, 1] (Nowotny et al.: 0.5; 0: off)"),
@@ -278,6 +304,14 @@ def _cross_check(config: dict, source: str):
             and data["dataset"] == "shd" and data["protocol"] == "train_test":
         raise ConfigError(f"{source}: key 'data.validation_size' is 0: give a validation set or select on a "
                           f"training metric (train.selection_metric = 'train_accuracy' or 'loss')")
+    if data["dataset"] == "audio":
+        _check_audio(config, source)
+    if data["dataset"] == "hsd" and not (data["train_file"] and data["test_file"]):
+        raise ConfigError(f"{source}: keys 'data.train_file' and 'data.test_file' must name SHD-format files")
+    if data["validation_size"] == 0 and config["train"]["selection_metric"].startswith("validation") \
+            and data["dataset"] in ("audio", "hsd"):
+        raise ConfigError(f"{source}: key 'data.validation_size' is 0: give a validation set or select on a "
+                          f"training metric (train.selection_metric = 'train_accuracy' or 'loss')")
     if data["dataset"] in ("shd", "ssc", "spoken_digits") and not data["root"]:
         raise ConfigError(f"{source}: key 'data.root' must name the folder of the {data['dataset']} files")
     if data["dataset"] in ("yinyang", "digits") and data["t_late_ms"] <= data["t_early_ms"]:
@@ -286,6 +320,20 @@ def _cross_check(config: dict, source: str):
     if data["dataset"] == "yinyang" and max(data["t_late_ms"], data["bias_time_ms"]) >= net["duration_ms"]:
         raise ConfigError(f"{source}: key 'network.duration_ms' ({net['duration_ms']}) must exceed the last input "
                           f"spike time ({max(data['t_late_ms'], data['bias_time_ms'])} ms)")
+
+
+def _check_audio(config: dict, source: str):
+    data, audio = config["data"], config["audio"]
+    if not data["manifest"]:
+        raise ConfigError(f"{source}: key 'data.manifest' must name a CSV manifest or a folder of class sub-folders")
+    rules = [key for key in ("test_manifest", "test_speakers", "test_takes") if data[key]]
+    if len(rules) > 1:
+        raise ConfigError(f"{source}: keys {', '.join('data.' + k for k in rules)} each choose the test set; "
+                          f"set only one (none: a random data.test_fraction of data.manifest)")
+    if not 0 < audio["f_low_hz"] < audio["f_high_hz"] < audio["sample_rate_hz"] / 2:
+        raise ConfigError(f"{source}: keys 'audio.f_low_hz' ({audio['f_low_hz']}) < 'audio.f_high_hz' "
+                          f"({audio['f_high_hz']}) < 'audio.sample_rate_hz' / 2 ({audio['sample_rate_hz'] / 2}) "
+                          f"expected")
 
 
 def n_steps(config: dict) -> int:

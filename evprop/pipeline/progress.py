@@ -45,6 +45,12 @@ class ProgressBar:
             self.stream.flush()
 
 
+def terminal_bar(label: str, total: int, unit: str = "samples") -> ProgressBar:
+    """A progress bar drawn only on a terminal and when informational output is wanted (not with --quiet)."""
+    return ProgressBar(label, total, unit=unit,
+                       enabled=sys.stderr.isatty() and logging.getLogger("evprop").isEnabledFor(logging.INFO))
+
+
 class JsonLinesHandler(logging.Handler):
     """Every record as one JSON line: time, level, logger, message, and any extra fields of the record."""
 

@@ -211,7 +211,7 @@ def fig_rasters(raster: dict, dt_ms: float) -> str:
     for ax in axes[0]:
         ax.remove()
     ax_in = fig.add_subplot(gs[0, :])
-    _raster_axis(ax_in, raster["input"], dt_ms, "k", "input", 200)
+    _raster_axis(ax_in, raster["input"], dt_ms, "k", "input", 200 if raster["input"].shape[1] < 50 else 2)
     for r, name in enumerate(layers, start=1):
         _raster_axis(axes[r, 0], raster["float"][name], dt_ms, COLORS["float"], f"{name} (float)")
         _raster_axis(axes[r, 1], raster["fixed"][name], dt_ms, COLORS["fixed point"], f"{name} (fixed point)")
@@ -403,6 +403,9 @@ def summary_rows(report: dict) -> list:
                                                       f"{_ci(acc['fixed_point'])} (n={acc['fixed_point']['n_test']})"),
             ("Lava fixed_pt test accuracy", f"{_pct(acc['lava']['test'])} {_ci(acc['lava'])} "
                                             f"(n={acc['lava']['n_samples']})"),
+            *([("linear reference test accuracy", f"{_pct(acc['reference_linear']['test'])} "
+                                                  f"({acc['reference_linear']['model']})")]
+              if "reference_linear" in acc else []),
             ("emulator bit-exact with Lava", f"{eq['bit_exact']} ({eq['n_samples']} samples)"),
             ("synaptic ops / inference (target)", f"{report['spikes']['synaptic_ops_per_sample']:,.0f}"),
             ("energy / inference", f"{_uj(energy['estimated_uj_per_inference'])} — ESTIMATE, model "

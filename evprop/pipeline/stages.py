@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -38,7 +37,8 @@ from ..train.trainer import TrainSettings, best_epoch, evaluate, load_checkpoint
 from .build import initial_network, load_splits, n_classes
 from .config import dump_toml, load_config
 from .measure import EnergyMeter, host_info
-from .progress import ProgressBar
+from .progress import terminal_bar
+from .reference import reference_linear
 from .report import html_report
 from .targets import FORMATS, RUNTIMES
 
@@ -199,13 +199,15 @@ def train_in(config: dict, work: Path, splits: dict, spec, state: dict | None = 
     float_test = evaluate(best, splits["test"], max_spikes=max_spikes, allow_overflow=True,
                           on_batch=batch_bar("evaluating (test)", len(splits["test"])))
     log.info("float: train %.2f%%, test %.2f%%", 100 * float_train["accuracy"], 100 * float_test["accuracy"])
+    linear = reference_linear(splits["train"], splits["test"])
+    log.info("reference: %s: test %.2f%%", linear["model"], 100 * linear["test"])
     summary = {"train_s": time.perf_counter() - t0, "epochs": len(history),
                "best_epoch": best_epoch(history, settings.selection_metric),
                "best_validation_accuracy": history[best_epoch(history, settings.selection_metric)]
                ["validation_accuracy"],
                "float_train_accuracy": float_train["accuracy"], "float_test_accuracy": float_test["accuracy"],
                "n_test": len(splits["test"]), "float_spikes_per_sample": float_test["spikes_per_sample"],
-               "measured_energy": meter.result(), "hardware": host_info()}
+               "reference_linear": linear, "measured_energy": meter.result(), "hardware": host_info()}
     _write_json(work / "train.json", summary)
     return summary
 
@@ -227,11 +229,6 @@ def evaluate_stage(run_dir: Path, split: str = "test") -> dict:
         emulated = emulate(load_fixed_point(run_dir / "fixed_point.npz"), data, record_hidden=False)
         summary["fixed_point_accuracy"] = readout_accuracy(spec, emulated, data)
     return summary
-
-
-def terminal_bar(label: str, total: int, unit: str = "samples") -> ProgressBar:
-    """A progress bar drawn only on a terminal and when informational output is wanted (not with --quiet)."""
-    return ProgressBar(label, total, unit=unit, enabled=sys.stderr.isatty() and log.isEnabledFor(logging.INFO))
 
 
 def batch_bar(label: str, total: int):
@@ -392,7 +389,8 @@ def report_stage(run_dir: Path) -> dict:
         analysis = None
     report = {
         "name": config["name"],
-        "accuracy": accuracy_section(tr, qu, ve),
+        "accuracy": {**accuracy_section(tr, qu, ve),
+                     **({"reference_linear": tr["reference_linear"]} if "reference_linear" in tr else {})},
         "equivalence": {"emulator_vs_lava": {k: v for k, v in ve.items()
                                              if k not in ("per_sample", "lava_test_accuracy", "verify_s",
                                                           "measured_energy")}},
@@ -480,6 +478,8 @@ def summary_table(report: dict) -> str:
             ("float test accuracy", f"{100 * acc['float']['test']:.2f}%  (n={acc['float']['n_test']})"),
             ("fixed-point test accuracy", f"{100 * acc['fixed_point']['test']:.2f}%  "
                                           f"(n={acc['fixed_point']['n_test']}, emulator)"),
+            *([("linear reference (test)", f"{100 * acc['reference_linear']['test']:.2f}%  (logistic regression "
+                                            f"on binned input spike counts)")] if "reference_linear" in acc else []),
             ("Lava test accuracy", f"{100 * acc['lava']['test']:.2f}%  (n={acc['lava']['n_samples']})"),
             ("emulator == Lava", f"{eq['bit_exact']}  (spikes identical in {100 * eq['spikes_identical_fraction']:.0f}%"
                                  f", outputs in {100 * eq['outputs_identical_fraction']:.0f}% of samples)"),
