@@ -25,13 +25,12 @@ evprop's own attributes (`evprop_*`, ignored by netx): dt, steps, readout, layer
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from evprop.fixed_point.spec import FixedPointSpec
+from evprop.model.io import atomic_write
 
 NETX_FORMAT = "evprop-netx"
 NETX_VERSION = 1
@@ -152,36 +151,32 @@ def _per_neuron(values: np.ndarray) -> np.ndarray:
 
 def export_netx(path, fp: FixedPointSpec) -> Path:
     """Write `fp` as a NetX HDF5 file (atomic: a refused network or a failed write leaves `path` as it was)."""
-    import h5py
-
     path = Path(path)
     layers = netx_layers(fp)                          # every refusal happens before anything is written
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs.update({"evprop_format": NETX_FORMAT, "evprop_version": NETX_VERSION, "evprop_dt_ms": fp.dt_ms,
-                            "evprop_n_steps": fp.n_steps, "evprop_readout": fp.readout,
-                            "evprop_layers": json.dumps([layer.name for layer in fp.layers]),
-                            "evprop_output_v_lsb": fp.output.v_lsb})
-            _write_string(f, "layer/0/type", "input")
-            f["layer/0/shape"] = np.array([fp.input_size], np.int32)
-            for i, entry in enumerate(layers, start=1):
-                group = f.create_group(f"layer/{i}")
-                _write_string(group, "type", entry["type"])
-                for key in ("shape", "weight", "weight_rec", "delay"):
-                    if key in entry:
-                        group[key] = entry[key]
-                _write_string(group, "neuron/type", entry["neuron"]["type"])
-                for key in ("iDecay", "vDecay", "vThMant"):
-                    group[f"neuron/{key}"] = entry["neuron"][key]
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: _write_netx(handle, fp, layers))
     return path
+
+
+def _write_netx(handle, fp: FixedPointSpec, layers: list) -> None:
+    """The NetX layout of `fp` (its `netx_layers`) into the open binary file `handle`."""
+    import h5py
+
+    with h5py.File(handle, "w") as f:
+        f.attrs.update({"evprop_format": NETX_FORMAT, "evprop_version": NETX_VERSION, "evprop_dt_ms": fp.dt_ms,
+                        "evprop_n_steps": fp.n_steps, "evprop_readout": fp.readout,
+                        "evprop_layers": json.dumps([layer.name for layer in fp.layers]),
+                        "evprop_output_v_lsb": fp.output.v_lsb})
+        _write_string(f, "layer/0/type", "input")
+        f["layer/0/shape"] = np.array([fp.input_size], np.int32)
+        for i, entry in enumerate(layers, start=1):
+            group = f.create_group(f"layer/{i}")
+            _write_string(group, "type", entry["type"])
+            for key in ("shape", "weight", "weight_rec", "delay"):
+                if key in entry:
+                    group[key] = entry[key]
+            _write_string(group, "neuron/type", entry["neuron"]["type"])
+            for key in ("iDecay", "vDecay", "vThMant"):
+                group[f"neuron/{key}"] = entry["neuron"][key]
 
 
 def _write_string(group, key: str, value: str) -> None:

@@ -102,7 +102,8 @@ def run_lava(nir_path, data, n_samples: int | None = None, timeout_s: float = DE
     try:                    # bad or edited files fail here, in the parent, as one-line ValueErrors
         lava_network(nir_path)
     except (KeyError, IndexError, TypeError) as err:
-        message = f"a node lacks field or metadata {err}" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
+        message = f"a node lacks field or metadata {err}" if isinstance(err, KeyError) \
+            else f"{type(err).__name__}: {err}"
         raise ValueError(f"{nir_path}: {message}") from None
     require_lava("evprop verify")
     n = len(data) if n_samples is None else min(int(n_samples), len(data))
